@@ -1,0 +1,350 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SupportTenantSpec is what a business customer's support workspace should be.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.failover) || has(self.replication)",message="failover needs replication: without a peer there is nothing to fail over to"
+type SupportTenantSpec struct {
+	// DisplayName is the customer's name as the dashboard shows it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	DisplayName string `json:"displayName"`
+
+	// Storage configures the tenant's MinIO object storage.
+	// +kubebuilder:default={}
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// Ingest configures the service that takes the agents' records.
+	// +kubebuilder:default={}
+	// +optional
+	Ingest IngestSpec `json:"ingest,omitempty"`
+
+	// Dashboard configures the web dashboard.
+	// +kubebuilder:default={}
+	// +optional
+	Dashboard DashboardSpec `json:"dashboard,omitempty"`
+
+	// Replication names the peer cluster that holds a hot standby of this tenant's storage. Absent: the tenant
+	// lives in this cluster only.
+	// +optional
+	Replication *ReplicationSpec `json:"replication,omitempty"`
+
+	// Failover says when traffic moves to the peer's storage.
+	// +optional
+	Failover *FailoverSpec `json:"failover,omitempty"`
+
+	// Suspend scales the tenant's data plane (storage, ingest, dashboard) to zero. Data, credentials and the
+	// bucket are kept; setting it back to false brings the same workspace back.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ReclaimPolicy says what happens to the storage volumes when a tenant is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type ReclaimPolicy string
+
+const (
+	// ReclaimRetain keeps the volumes (PersistentVolumeClaims) of a deleted tenant.
+	ReclaimRetain ReclaimPolicy = "Retain"
+	// ReclaimDelete deletes the volumes together with the tenant.
+	ReclaimDelete ReclaimPolicy = "Delete"
+)
+
+// StorageSpec configures the tenant's MinIO.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable"
+// +kubebuilder:validation:XValidation:rule="self.size == oldSelf.size",message="size is immutable: volumes cannot be resized by the operator yet"
+// +kubebuilder:validation:XValidation:rule="self.servers == oldSelf.servers",message="servers is immutable: a MinIO erasure set cannot change its server count"
+type StorageSpec struct {
+	// Size of each MinIO server's volume.
+	// +kubebuilder:default="10Gi"
+	// +optional
+	Size resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the volumes; absent means the cluster's default class.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// Servers is the number of MinIO servers: 1 (single drive) or 4 to 16 (erasure coded).
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +kubebuilder:validation:XValidation:rule="self == 1 || self >= 4",message="servers must be 1 or between 4 and 16"
+	// +optional
+	Servers int32 `json:"servers,omitempty"`
+
+	// RetentionDays is how long records are kept before the bucket's lifecycle rule expires them.
+	// +kubebuilder:default=365
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=36500
+	// +optional
+	RetentionDays int32 `json:"retentionDays,omitempty"`
+
+	// Image overrides the operator's default MinIO image for this tenant.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// ReclaimPolicy says whether the volumes are kept (Retain) or deleted (Delete) with the tenant.
+	// +kubebuilder:default=Retain
+	// +optional
+	ReclaimPolicy ReclaimPolicy `json:"reclaimPolicy,omitempty"`
+
+	// Resources of each MinIO container; absent means the operator's defaults.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// IngestSpec configures the ingest service.
+//
+// +kubebuilder:validation:XValidation:rule="self.maxReplicas >= self.replicas",message="maxReplicas must be greater than or equal to replicas"
+type IngestSpec struct {
+	// Replicas is the minimum number of ingest pods.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// MaxReplicas is the most pods the autoscaler may run.
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
+
+	// TargetCPUUtilizationPercentage is the autoscaler's target average CPU use.
+	// +kubebuilder:default=70
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+
+	// Resources of each ingest container; absent means the operator's defaults.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// DashboardSpec configures the web dashboard.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.host)",message="tlsSecretName needs host"
+type DashboardSpec struct {
+	// Replicas is the number of dashboard pods.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// Host is the public host name of the dashboard; when set, an Ingress routes it.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	Host string `json:"host,omitempty"`
+
+	// TLSSecretName names the Secret with the Ingress's certificate.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// IngressClassName selects the Ingress controller; absent means the cluster's default.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	IngressClassName *string `json:"ingressClassName,omitempty"`
+}
+
+// ReplicationSpec names the peer cluster of a replicated tenant.
+type ReplicationSpec struct {
+	// Peer is the name of the PeerCluster that holds the standby copy.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Peer string `json:"peer"`
+}
+
+// FailoverMode says whether storage failover happens by itself.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type FailoverMode string
+
+const (
+	// FailoverAutomatic moves traffic to the peer when local storage has been unhealthy for UnhealthyAfter.
+	FailoverAutomatic FailoverMode = "Automatic"
+	// FailoverManual leaves the decision to a human.
+	FailoverManual FailoverMode = "Manual"
+)
+
+// FailoverSpec configures storage failover.
+type FailoverSpec struct {
+	// Mode is Automatic or Manual.
+	// +kubebuilder:default=Automatic
+	// +optional
+	Mode FailoverMode `json:"mode,omitempty"`
+
+	// UnhealthyAfter is how long local storage must fail before traffic moves to the peer.
+	// +kubebuilder:default="15s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="unhealthyAfter must be between 1s and 1h"
+	// +optional
+	UnhealthyAfter metav1.Duration `json:"unhealthyAfter,omitempty"`
+}
+
+// TenantPhase summarises the conditions for print columns. It is never read back as input.
+// +kubebuilder:validation:Enum=Provisioning;Ready;Degraded;FailedOver;Suspended
+type TenantPhase string
+
+const (
+	PhaseProvisioning TenantPhase = "Provisioning"
+	PhaseReady        TenantPhase = "Ready"
+	PhaseDegraded     TenantPhase = "Degraded"
+	PhaseFailedOver   TenantPhase = "FailedOver"
+	PhaseSuspended    TenantPhase = "Suspended"
+)
+
+// Site names one of the two copies of a tenant's storage.
+// +kubebuilder:validation:Enum=local;peer
+type Site string
+
+const (
+	SiteLocal Site = "local"
+	SitePeer  Site = "peer"
+)
+
+// SupportTenantStatus is what the operator observed.
+type SupportTenantStatus struct {
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase summarises the conditions for humans.
+	// +optional
+	Phase TenantPhase `json:"phase,omitempty"`
+
+	// Conditions: Ready, StorageReady, IngestReady, DashboardReady (and, with replication, Replicating and
+	// PeerReachable).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Endpoints are the tenant's addresses.
+	// +optional
+	Endpoints TenantEndpoints `json:"endpoints,omitempty"`
+
+	// CredentialsSecretName names the Secret with the tenant's generated credentials.
+	// +optional
+	CredentialsSecretName string `json:"credentialsSecretName,omitempty"`
+
+	// Storage is the health of the tenant's storage sites.
+	// +optional
+	Storage *StorageStatus `json:"storage,omitempty"`
+
+	// Replication reports the state of replication to the peer.
+	// +optional
+	Replication *ReplicationStatus `json:"replication,omitempty"`
+}
+
+// TenantEndpoints are the URLs of a tenant's services.
+type TenantEndpoints struct {
+	// Ingest is where agents send their records.
+	// +optional
+	Ingest string `json:"ingest,omitempty"`
+	// Dashboard is the web dashboard.
+	// +optional
+	Dashboard string `json:"dashboard,omitempty"`
+	// Status is the tenant's status page.
+	// +optional
+	Status string `json:"status,omitempty"`
+}
+
+// StorageStatus is the health of each storage site.
+type StorageStatus struct {
+	// Bucket is the name of the tenant's bucket.
+	// +optional
+	Bucket string `json:"bucket,omitempty"`
+	// ActiveSite is the site that takes writes now.
+	// +optional
+	ActiveSite Site `json:"activeSite,omitempty"`
+	// Local is the health of this cluster's storage.
+	// +optional
+	Local *SiteHealth `json:"local,omitempty"`
+	// Peer is the health of the peer cluster's storage.
+	// +optional
+	Peer *SiteHealth `json:"peer,omitempty"`
+}
+
+// SiteHealth is the health of one storage site.
+type SiteHealth struct {
+	// Healthy is whether the site answered its last health check.
+	Healthy bool `json:"healthy"`
+	// Since is when Healthy last changed.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// ReplicationStatus reports replication to the peer.
+type ReplicationStatus struct {
+	// LagSeconds is the age of the newest heartbeat seen on the peer.
+	// +optional
+	LagSeconds *int64 `json:"lagSeconds,omitempty"`
+	// FailedObjects is the number of objects that failed to replicate.
+	// +optional
+	FailedObjects int64 `json:"failedObjects,omitempty"`
+	// LastVerifiedSync is when both sides were last verified to hold the same versions.
+	// +optional
+	LastVerifiedSync *metav1.Time `json:"lastVerifiedSync,omitempty"`
+	// LastFailover records the last time traffic moved to the other site.
+	// +optional
+	LastFailover *FailoverRecord `json:"lastFailover,omitempty"`
+}
+
+// FailoverRecord is one failover.
+type FailoverRecord struct {
+	// At is when the failover happened.
+	At metav1.Time `json:"at"`
+	// RTOSeconds is how long writes could not be taken.
+	// +optional
+	RTOSeconds int64 `json:"rtoSeconds,omitempty"`
+}
+
+// SupportTenant is a business customer's support workspace: ingest service, MinIO storage and dashboard.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=st,categories=supportstack
+// +kubebuilder:printcolumn:name="Display Name",type=string,JSONPath=`.spec.displayName`,priority=1
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Active Site",type=string,JSONPath=`.status.storage.activeSite`
+// +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.replication.peer`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name must be at most 40 characters: it prefixes the names of the tenant's objects"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-': it names Services"
+type SupportTenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec SupportTenantSpec `json:"spec"`
+	// +optional
+	Status SupportTenantStatus `json:"status,omitempty"`
+}
+
+// SupportTenantList is a list of SupportTenants.
+//
+// +kubebuilder:object:root=true
+type SupportTenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SupportTenant `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SupportTenant{}, &SupportTenantList{})
+}

@@ -1,0 +1,60 @@
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "supportstack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every resource name: fullnameOverride, or the release name (plus the chart name unless the release
+name already contains it). With release name "supportstack" the names equal those of config/default.
+*/}}
+{{- define "supportstack.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the operator's Deployment, ServiceAccount and the base of its other objects.
+*/}}
+{{- define "supportstack.managerName" -}}
+{{- printf "%s-controller-manager" (include "supportstack.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "supportstack.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select the operator pods.
+*/}}
+{{- define "supportstack.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "supportstack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller-manager
+{{- end }}
+
+{{/*
+Labels of every object of the chart.
+*/}}
+{{- define "supportstack.labels" -}}
+helm.sh/chart: {{ include "supportstack.chart" . }}
+{{ include "supportstack.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+The operator image; the operator hands the same image to the tenants' ingest and dashboard pods.
+*/}}
+{{- define "supportstack.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Copies what controller-gen generated into the Helm chart, so that the chart never carries hand-copied CRDs or
+# RBAC rules:
+#   config/crd/bases/*.yaml        -> charts/supportstack/crds/ (Helm installs crds/ itself)
+#   the rules of config/rbac/role.yaml -> charts/supportstack/files/manager-rbac-rules.yaml (the ClusterRole
+#                                     template includes it)
+# `make manifests` runs it after controller-gen. Idempotent: a second run changes nothing. test/install fails when
+# the chart's copies are stale.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BASES="${ROOT}/config/crd/bases"
+ROLE="${ROOT}/config/rbac/role.yaml"
+CHART="${ROOT}/charts/supportstack"
+
+shopt -s nullglob
+crds=("${BASES}"/*.yaml)
+shopt -u nullglob
+if [ "${#crds[@]}" -eq 0 ]; then
+	echo "sync-chart: no CRDs in ${BASES}: run controller-gen (make manifests) first" >&2
+	exit 1
+fi
+if [ ! -f "${ROLE}" ]; then
+	echo "sync-chart: ${ROLE} is missing: run controller-gen (make manifests) first" >&2
+	exit 1
+fi
+
+# CRDs: mirror the folder exactly, dropping copies of CRDs that no longer exist.
+mkdir -p "${CHART}/crds"
+for f in "${CHART}/crds"/*.yaml; do
+	[ -e "${f}" ] || continue
+	[ -e "${BASES}/$(basename "${f}")" ] || rm -f "${f}"
+done
+for f in "${crds[@]}"; do
+	dst="${CHART}/crds/$(basename "${f}")"
+	cmp -s "${f}" "${dst}" 2>/dev/null || cp "${f}" "${dst}"
+done
+
+# RBAC: every line after the top-level "rules:" line of the generated ClusterRole.
+if ! grep -q '^rules:[[:space:]]*$' "${ROLE}"; then
+	echo "sync-chart: ${ROLE} has no top-level 'rules:' list" >&2
+	exit 1
+fi
+mkdir -p "${CHART}/files"
+rules="${CHART}/files/manager-rbac-rules.yaml"
+tmp="$(mktemp)"
+trap 'rm -f "${tmp}"' EXIT
+awk 'found { print } /^rules:[[:space:]]*$/ { found = 1 }' "${ROLE}" >"${tmp}"
+if cmp -s "${tmp}" "${rules}" 2>/dev/null; then
+	rm -f "${tmp}"
+else
+	mv "${tmp}" "${rules}"
+	chmod 0644 "${rules}"
+fi
