@@ -56,7 +56,6 @@ envtest_from_setup_envtest() {
 envtest_from_source() {
 	local work
 	work="$(mktemp -d)"
-	trap 'rm -rf "${work}"' RETURN
 	if [ ! -x "${ENVTEST_DIR}/etcd" ]; then
 		log "building etcd v${ETCD_VERSION} from the Go module proxy (about 3 minutes)"
 		build_in_wrapper "${work}/etcd" "${work}/etcd-out" \
@@ -85,6 +84,7 @@ envtest_from_source() {
 		mkdir -p "${ENVTEST_DIR}"
 		mv "${work}/kube-out/kube-apiserver" "${work}/kube-out/kube-controller-manager" "${work}/kube-out/kubectl" "${ENVTEST_DIR}/"
 	fi
+	rm -rf "${work}"
 }
 
 ensure_envtest() {

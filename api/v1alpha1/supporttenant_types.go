@@ -59,13 +59,14 @@ const (
 // StorageSpec configures the tenant's MinIO.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable"
-// +kubebuilder:validation:XValidation:rule="self.size == oldSelf.size",message="size is immutable: volumes cannot be resized by the operator yet"
-// +kubebuilder:validation:XValidation:rule="self.servers == oldSelf.servers",message="servers is immutable: a MinIO erasure set cannot change its server count"
+// +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || self.size == oldSelf.size",message="size is immutable: volumes cannot be resized by the operator yet"
+// +kubebuilder:validation:XValidation:rule="!has(self.servers) || !has(oldSelf.servers) || self.servers == oldSelf.servers",message="servers is immutable: a MinIO erasure set cannot change its server count"
 type StorageSpec struct {
-	// Size of each MinIO server's volume.
+	// Size of each MinIO server's volume, at least 1Gi.
 	// +kubebuilder:default="10Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Gi')) >= 0",message="size must be at least 1Gi"
 	// +optional
-	Size resource.Quantity `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 
 	// StorageClassName of the volumes; absent means the cluster's default class.
 	// +kubebuilder:validation:MinLength=1
@@ -104,7 +105,7 @@ type StorageSpec struct {
 
 // IngestSpec configures the ingest service.
 //
-// +kubebuilder:validation:XValidation:rule="self.maxReplicas >= self.replicas",message="maxReplicas must be greater than or equal to replicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.replicas) || self.maxReplicas >= self.replicas",message="maxReplicas must be greater than or equal to replicas"
 type IngestSpec struct {
 	// Replicas is the minimum number of ingest pods.
 	// +kubebuilder:default=2

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/tenant"
+	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/localcluster"
+	"github.com/supportstack/supportstack/internal/localrunner"
+	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/operator"
+)
+
+// Images the demo's local workload runner maps to local binaries when it runs without a cluster.
+const (
+	demoMinIOImage        = "supportstack.local/minio:demo"
+	demoSupportstackImage = "supportstack.local/supportstack:demo"
+)
+
+type demoFlags struct {
+	operatorFlags
+	sample    string
+	namespace string
+	crds      string
+	stateDir  string
+}
+
+func runDemo(ctx context.Context, args []string) error {
+	var f demoFlags
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	f.bind(fs)
+	fs.StringVar(&f.sample, "sample", "config/samples/supportstack_v1alpha1_supporttenant.yaml", "SupportTenant to apply")
+	fs.StringVar(&f.namespace, "namespace", "tenant-acme", "namespace of the sample tenant")
+	fs.StringVar(&f.crds, "crds", "config/crd/bases", "CRDs to install into the local control plane")
+	fs.StringVar(&f.stateDir, "state-dir", "bin/demo", "where the local control plane and the tenant's data live")
+	// The demo runs beside other things on a laptop: keep its own endpoints on loopback and off the defaults.
+	_ = fs.Set("metrics-bind-address", "127.0.0.1:18080")
+	_ = fs.Set("health-probe-bind-address", "127.0.0.1:18081")
+	_ = fs.Set("resync-period", "5s")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	f.complete()
+	log := ctrl.Log.WithName("demo")
+
+	sample, err := readTenant(f.sample)
+	if err != nil {
+		return err
+	}
+	sample.Namespace = f.namespace
+
+	var cfg *rest.Config
+	var runner *localrunner.Runner
+	if os.Getenv("KUBECONFIG") != "" {
+		// A real cluster has kubelets: only the operator runs here.
+		if cfg, err = ctrl.GetConfig(); err != nil {
+			return fmt.Errorf("load $KUBECONFIG: %w", err)
+		}
+		fmt.Printf("Running the operator against the cluster of $KUBECONFIG (%s)\n", os.Getenv("KUBECONFIG"))
+	} else {
+		cluster, err := localcluster.Start(localcluster.Options{CRDDir: f.crds, Dir: filepath.Join(f.stateDir, "cluster")})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := cluster.Stop(); err != nil {
+				log.Error(err, "Stopping the control plane")
+			}
+		}()
+		cfg = cluster.Config
+		f.opts.Tenant.MinIOImage, f.opts.Tenant.SupportstackImage = demoMinIOImage, demoSupportstackImage
+		if runner, err = startDemoRunner(ctx, cfg, filepath.Join(f.stateDir, "pods")); err != nil {
+			return err
+		}
+		f.opts.Storage = tenant.ResolverFunc(func(_ context.Context, t *v1alpha1.SupportTenant) (string, error) {
+			addr, err := runner.ServiceAddress(t.Namespace, naming.MinIO(t.Name), naming.MinIOPort)
+			return "http://" + addr, err
+		})
+		kubectl := filepath.Join(filepath.Dir(cluster.Kubeconfig), "..", "..", "k8s", "kubectl")
+		if p, err := localbin.ControlPlaneDir(); err == nil {
+			kubectl = filepath.Join(p, "kubectl")
+		}
+		fmt.Printf("Local control plane is up. In another shell:\n  export KUBECONFIG=%s\n  %s get supporttenants -A\n",
+			absPath(cluster.Kubeconfig), kubectl)
+	}
+
+	mgr, err := operator.NewManager(cfg, f.opts)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- mgr.Start(ctx) }()
+
+	c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	if err := applySample(ctx, c, sample); err != nil {
+		return err
+	}
+	go reportProgress(ctx, c, f.opts.Tenant, sample, runner)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		fmt.Println("Stopping: the tenant's data stays in", f.stateDir)
+		return <-errc
+	}
+}
+
+// startDemoRunner runs the tenant's pods as local processes: MinIO from bin/, ingest and dashboard from this
+// very binary.
+func startDemoRunner(ctx context.Context, cfg *rest.Config, stateDir string) (*localrunner.Runner, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	minio, err := localbin.MinIO()
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 operator.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create runner manager: %w", err)
+	}
+	r := &localrunner.Runner{
+		Selector: naming.ManagedSelector(),
+		Binaries: func(image string) (string, error) {
+			switch image {
+			case demoMinIOImage:
+				return minio, nil
+			case demoSupportstackImage:
+				return self, nil
+			}
+			return "", fmt.Errorf("the demo has no local binary for image %q", image)
+		},
+		StateDir: stateDir,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			ctrl.Log.WithName("demo").Error(err, "Local workload runner stopped")
+		}
+	}()
+	return r, nil
+}
+
+func readTenant(path string) (*v1alpha1.SupportTenant, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read sample tenant: %w", err)
+	}
+	t := &v1alpha1.SupportTenant{}
+	if err := yaml.UnmarshalStrict(data, t); err != nil {
+		return nil, fmt.Errorf("parse sample tenant %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// applySample creates the namespace and the tenant, as `kubectl apply` would.
+func applySample(ctx context.Context, c client.Client, t *v1alpha1.SupportTenant) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: t.Namespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", t.Namespace, err)
+	}
+	existing := &v1alpha1.SupportTenant{}
+	err := c.Get(ctx, client.ObjectKeyFromObject(t), existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := c.Create(ctx, t); err != nil {
+			return fmt.Errorf("create tenant: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("get tenant: %w", err)
+	default:
+		t.ResourceVersion = existing.ResourceVersion
+		if err := c.Update(ctx, t); err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+	}
+	fmt.Printf("Applied SupportTenant %s/%s\n", t.Namespace, t.Name)
+	return nil
+}
+
+// reportProgress prints how long the tenant took to get all its objects and to become Ready, then where its
+// dashboard answers.
+func reportProgress(ctx context.Context, c client.Client, cfg tenant.Config, t *v1alpha1.SupportTenant, runner *localrunner.Runner) {
+	start := time.Now()
+	children := cfg.ChildObjects(t)
+	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		for _, o := range children {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return
+	}
+	fmt.Printf("All %d objects of the tenant created %s after apply\n", len(children), time.Since(start).Round(time.Millisecond))
+	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		got := &v1alpha1.SupportTenant{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(t), got); err != nil {
+			return false, nil
+		}
+		return meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady), nil
+	})
+	if err != nil {
+		return
+	}
+	fmt.Printf("Tenant %s is Ready %s after apply\n", t.Name, time.Since(start).Round(time.Millisecond))
+	if runner != nil {
+		if addr, err := runner.ServiceAddress(t.Namespace, naming.Dashboard(t.Name), 80); err == nil {
+			fmt.Printf("Dashboard: http://%s/   Status page: http://%s/status\n", addr, addr)
+		} else if !errors.Is(err, context.Canceled) {
+			fmt.Printf("Dashboard address unknown: %v\n", err)
+		}
+	}
+	fmt.Println("Press Ctrl-C to stop.")
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

@@ -1,0 +1,292 @@
+package tenant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/objectstore"
+)
+
+// ControllerName names the controller in logs, metrics and events.
+const ControllerName = "supporttenant"
+
+// DefaultResyncPeriod is how often a tenant's MinIO is checked when nothing else triggers a reconcile: MinIO's
+// health is not an object the operator could watch.
+const DefaultResyncPeriod = 30 * time.Second
+
+// StorageResolver tells where the operator reaches a tenant's MinIO.
+type StorageResolver interface {
+	StorageURL(ctx context.Context, t *v1alpha1.SupportTenant) (string, error)
+}
+
+// ResolverFunc adapts a function to a StorageResolver.
+type ResolverFunc func(ctx context.Context, t *v1alpha1.SupportTenant) (string, error)
+
+// StorageURL calls f.
+func (f ResolverFunc) StorageURL(ctx context.Context, t *v1alpha1.SupportTenant) (string, error) {
+	return f(ctx, t)
+}
+
+// ServiceResolver reaches MinIO through its in-cluster Service: right when the operator runs in the cluster.
+type ServiceResolver struct{ Config Config }
+
+// StorageURL is the URL of the tenant's MinIO Service.
+func (s ServiceResolver) StorageURL(_ context.Context, t *v1alpha1.SupportTenant) (string, error) {
+	return s.Config.storageEndpoint(t), nil
+}
+
+// Reconciler converges a SupportTenant's objects in one cluster and reports their state.
+type Reconciler struct {
+	// Client must write with the operator's field owner (client.WithFieldOwner).
+	client.Client
+	Config   Config
+	Storage  StorageResolver
+	Recorder events.EventRecorder
+	// HTTPClient makes MinIO health checks; nil means http.DefaultClient.
+	HTTPClient *http.Client
+	// ResyncPeriod overrides DefaultResyncPeriod.
+	ResyncPeriod time.Duration
+}
+
+// +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=supportstack.io,resources=peerclusters,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=statefulsets;deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// SetupWithManager registers the controller: it reconciles a tenant when its spec changes and when any of its
+// children changes, status included, since the tenant's conditions follow the children's readiness.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&v1alpha1.SupportTenant{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Complete(r)
+}
+
+// Reconcile runs the steps that converge one tenant, then writes its status once.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	t := &v1alpha1.SupportTenant{}
+	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !t.DeletionTimestamp.IsZero() {
+		// Children carry owner references: garbage collection removes them, PVCs follow the StatefulSet's
+		// retention policy.
+		return ctrl.Result{}, nil
+	}
+
+	obs := observation{generation: t.Generation, suspended: t.Spec.Suspend, retentionDays: t.Spec.Storage.RetentionDays}
+	err := r.converge(ctx, t, &obs)
+	if statusErr := r.writeStatus(ctx, t, obs); statusErr != nil {
+		err = errors.Join(err, statusErr)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if t.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
+}
+
+func (r *Reconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod > 0 {
+		return r.ResyncPeriod
+	}
+	return DefaultResyncPeriod
+}
+
+// converge runs the steps in order and stops at the first error, which it also records in obs.
+func (r *Reconciler) converge(ctx context.Context, t *v1alpha1.SupportTenant, obs *observation) error {
+	credentials, err := r.credentialsStep(ctx, t)
+	if err == nil {
+		err = r.childrenStep(ctx, t)
+	}
+	if err != nil {
+		obs.applyErr = err
+	}
+	// The workloads are observed even after a failed step, so that the status stays true to what exists.
+	if oerr := r.observeWorkloads(ctx, t, obs); oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	if err != nil {
+		return err
+	}
+	r.storageStep(ctx, t, credentials, obs)
+	return nil
+}
+
+// credentialsStep ensures the credentials Secret and announces its creation.
+func (r *Reconciler) credentialsStep(ctx context.Context, t *v1alpha1.SupportTenant) (map[string][]byte, error) {
+	data, changed, err := r.ensureCredentials(ctx, t)
+	if err != nil {
+		r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonCredentialsFailed, ActionReconcile, "%v", err)
+		return nil, err
+	}
+	if changed {
+		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonCredentialsCreated, ActionReconcile,
+			"Generated credentials in Secret %s", naming.CredentialsSecret(t.Name))
+	}
+	return data, nil
+}
+
+// childrenStep applies every child and removes the ones the spec no longer asks for.
+func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant) error {
+	current := int32(-1)
+	ingest := &appsv1.Deployment{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: naming.Ingest(t.Name)}, ingest); {
+	case err == nil:
+		current = replicas(ingest.Spec.Replicas)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("get ingest Deployment: %w", err)
+	}
+
+	for _, ch := range r.Config.children(t, current) {
+		outcome, err := r.applyChild(ctx, ch)
+		if err != nil {
+			r.Recorder.Eventf(t, ch.current, corev1.EventTypeWarning, ReasonApplyFailed, ActionApply, "%v", err)
+			return err
+		}
+		switch outcome {
+		case created:
+			r.Recorder.Eventf(t, ch.current, corev1.EventTypeNormal, ReasonCreated, ActionApply,
+				"Created %s %s", ch.kind, ch.current.GetName())
+		case updated:
+			r.Recorder.Eventf(t, ch.current, corev1.EventTypeNormal, ReasonUpdated, ActionApply,
+				"Updated %s %s to match the tenant's spec", ch.kind, ch.current.GetName())
+		}
+	}
+	deleted, err := r.deleteStaleIngress(ctx, t)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonDeleted, ActionApply,
+			"Deleted Ingress %s: spec.dashboard.host is empty", naming.Dashboard(t.Name))
+	}
+	return nil
+}
+
+// observeWorkloads reads the readiness of the tenant's workloads.
+func (r *Reconciler) observeWorkloads(ctx context.Context, t *v1alpha1.SupportTenant, obs *observation) error {
+	sts := &appsv1.StatefulSet{}
+	if err := r.getOptional(ctx, t, naming.MinIO(t.Name), sts); err != nil {
+		return err
+	} else if sts.Name != "" {
+		obs.storage = statefulSetState(sts)
+	}
+	for name, w := range map[string]*workload{naming.Ingest(t.Name): &obs.ingest, naming.Dashboard(t.Name): &obs.dashboard} {
+		d := &appsv1.Deployment{}
+		if err := r.getOptional(ctx, t, name, d); err != nil {
+			return err
+		} else if d.Name != "" {
+			*w = deploymentState(d)
+		}
+	}
+	return nil
+}
+
+// getOptional gets a child; a missing child leaves obj empty.
+func (r *Reconciler) getOptional(ctx context.Context, t *v1alpha1.SupportTenant, name string, obj client.Object) error {
+	err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: name}, obj)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get %s: %w", name, err)
+	}
+	return nil
+}
+
+// storageStep checks MinIO's health and bootstraps the bucket once MinIO's servers are ready. Its failures are
+// conditions, not reconcile errors: an unreachable MinIO is observed state, retried at the next resync.
+func (r *Reconciler) storageStep(ctx context.Context, t *v1alpha1.SupportTenant, credentials map[string][]byte, obs *observation) {
+	if t.Spec.Suspend || obs.storage.ready == 0 {
+		return
+	}
+	obs.storageChecked = true
+	url, err := r.Storage.StorageURL(ctx, t)
+	if err != nil {
+		obs.storageErr = fmt.Errorf("resolve storage address: %w", err)
+		return
+	}
+	hc := r.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	if err := objectstore.Health(ctx, hc, url); err != nil {
+		obs.storageErr = err
+		return
+	}
+	mc, err := objectstore.NewClient(objectstore.Endpoint{
+		URL:       url,
+		AccessKey: string(credentials[naming.SecretKeyRootUser]),
+		SecretKey: string(credentials[naming.SecretKeyRootPassword]),
+	})
+	if err != nil {
+		obs.bucketErr = err
+		return
+	}
+	changes, err := objectstore.EnsureBucket(ctx, mc, naming.BucketName, int(t.Spec.Storage.RetentionDays))
+	for _, c := range changes {
+		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, string(c), ActionBootstrapStorage, "%s on bucket %s",
+			changeMessages[c], naming.BucketName)
+	}
+	obs.bucketErr = err
+}
+
+// changeMessages describe objectstore changes in events.
+var changeMessages = map[objectstore.Change]string{
+	objectstore.ChangeBucketCreated:     "Created the bucket",
+	objectstore.ChangeVersioningEnabled: "Enabled versioning",
+	objectstore.ChangeRetentionSet:      "Set the retention lifecycle rule",
+}
+
+// writeStatus patches the status when it differs from the stored one, and records events for conditions that
+// changed.
+func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant, obs observation) error {
+	next := r.Config.desiredStatus(t, obs, time.Now())
+	if equality.Semantic.DeepEqual(t.Status, next) {
+		return nil
+	}
+	before := t.DeepCopy()
+	t.Status = next
+	if err := r.Status().Patch(ctx, t, client.MergeFrom(before)); err != nil {
+		return fmt.Errorf("patch status: %w", err)
+	}
+	log.FromContext(ctx).V(1).Info("Status updated", "phase", next.Phase)
+	r.recordTransitions(t, before.Status.Conditions, next.Conditions)
+	return nil
+}

@@ -1,0 +1,162 @@
+package tenant_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/naming"
+)
+
+// These tests play kubelet themselves: they write the workloads' status by hand, and give the tenant a MinIO
+// server started from its own credentials, so that they control exactly what the operator observes.
+
+// setReady reports n ready pods of a workload, as the Deployment or StatefulSet controller would.
+func setReady(t *testing.T, obj client.Object, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj))
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		o.Status = appsv1.DeploymentStatus{ObservedGeneration: o.Generation, Replicas: *o.Spec.Replicas,
+			UpdatedReplicas: *o.Spec.Replicas, ReadyReplicas: n, AvailableReplicas: n}
+	case *appsv1.StatefulSet:
+		o.Status = appsv1.StatefulSetStatus{ObservedGeneration: o.Generation, Replicas: *o.Spec.Replicas,
+			UpdatedReplicas: *o.Spec.Replicas, CurrentReplicas: *o.Spec.Replicas, ReadyReplicas: n, AvailableReplicas: n}
+	}
+	require.NoError(t, k8s.Status().Update(ctx, obj))
+}
+
+// readyTenantWithoutRunner creates a tenant, starts a MinIO server with its credentials and reports all its
+// workloads ready; it returns when the tenant is Ready.
+func readyTenantWithoutRunner(t *testing.T, ns, name string) (*miniotest.Server, []client.Object) {
+	t.Helper()
+	require.NoError(t, k8s.Create(context.Background(), newTenant(ns, name)))
+	objs := tenantObjects(ns, name)
+	waitForObjects(t, objs, 30*time.Second)
+	creds := credentials(t, ns, name)
+	srv := miniotest.Start(t, miniotest.Options{AccessKey: string(creds[naming.SecretKeyRootUser]),
+		SecretKey: string(creds[naming.SecretKeyRootPassword])})
+	storage.set(ns, func(*v1alpha1.SupportTenant) (string, error) { return srv.URL, nil })
+	for _, i := range []int{2, 5, 9} { // StatefulSet, ingest and dashboard Deployments
+		setReady(t, objs[i], 1)
+	}
+	waitForCondition(t, ns, name, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable, 30*time.Second)
+	return srv, objs
+}
+
+func TestConditionsFollowChildren(t *testing.T) {
+	ns := newNamespace(t)
+	srv, objs := readyTenantWithoutRunner(t, ns, "watched")
+	tn := getTenant(t, ns, "watched")
+	require.Equal(t, v1alpha1.PhaseReady, tn.Status.Phase)
+
+	// An ingest pod goes unready.
+	setReady(t, objs[5], 0)
+	got := waitForCondition(t, ns, "watched", v1alpha1.ConditionIngestReady, metav1.ConditionFalse, v1alpha1.ReasonPodsNotReady, 10*time.Second)
+	require.Equal(t, "0/1 ingest pods ready", findCondition(got, v1alpha1.ConditionIngestReady).Message)
+	ready := findCondition(got, v1alpha1.ConditionReady)
+	require.Equal(t, metav1.ConditionFalse, ready.Status)
+	require.Equal(t, v1alpha1.ReasonComponentsNotReady, ready.Reason)
+	require.Equal(t, "not ready: IngestReady", ready.Message)
+	require.Equal(t, v1alpha1.PhaseDegraded, got.Status.Phase)
+	require.Equal(t, metav1.ConditionTrue, findCondition(got, v1alpha1.ConditionStorageReady).Status)
+	waitForEvent(t, tn, "NotReady", corev1.EventTypeWarning)
+
+	setReady(t, objs[5], 1)
+	waitForCondition(t, ns, "watched", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable, 10*time.Second)
+	waitForEvent(t, tn, "Recovered", corev1.EventTypeNormal)
+
+	// MinIO goes down while its pod still looks ready: the health check notices within a resync.
+	srv.Stop()
+	got = waitForCondition(t, ns, "watched", v1alpha1.ConditionStorageReady, metav1.ConditionFalse, v1alpha1.ReasonStorageUnreachable, 15*time.Second)
+	require.False(t, got.Status.Storage.Local.Healthy)
+	require.Equal(t, metav1.ConditionFalse, findCondition(got, v1alpha1.ConditionReady).Status)
+
+	require.NoError(t, srv.Restart())
+	got = waitForCondition(t, ns, "watched", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonAvailable, 15*time.Second)
+	require.True(t, got.Status.Storage.Local.Healthy)
+}
+
+func TestResyncOfConvergedTenantWritesNothing(t *testing.T) {
+	ns := newNamespace(t)
+	readyTenantWithoutRunner(t, ns, "quiet")
+	// Each reconcile of a tenant with ready storage looks up its storage once: count those to count resyncs.
+	lookups := storage.callCount(ns)
+	count := writes.counter(ns)
+	resyncs := func(k int64) bool {
+		n := lookups.Load()
+		return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
+	}
+	// Let in-flight work (events, the last status patch) settle: wait for two resyncs that write nothing.
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		before := count.Load()
+		return resyncs(2) && count.Load() == before
+	}), "the operator kept writing to a converged tenant")
+
+	before := count.Load()
+	require.True(t, resyncs(5), "the operator did not resync the tenant")
+	require.Zero(t, count.Load()-before, "five resyncs of a converged tenant wrote to the API server")
+}
+
+func TestDriftIsReverted(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	require.NoError(t, k8s.Create(ctx, newTenant(ns, "drifty")))
+	objs := tenantObjects(ns, "drifty")
+	waitForObjects(t, objs, 30*time.Second)
+	tn := getTenant(t, ns, "drifty")
+
+	// Someone edits the dashboard Deployment by hand: more replicas, another image, an extra label.
+	dash := objs[9].(*appsv1.Deployment)
+	wantImage := dash.Spec.Template.Spec.Containers[0].Image
+	dash.Spec.Replicas = ptr.To[int32](5)
+	dash.Spec.Template.Spec.Containers[0].Image = "evil:latest"
+	dash.Labels["team"] = "support"
+	require.NoError(t, k8s.Update(ctx, dash))
+	// And deletes the MinIO Service.
+	require.NoError(t, k8s.Delete(ctx, objs[3]))
+
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		d := &appsv1.Deployment{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(dash), d); err != nil {
+			return false
+		}
+		return *d.Spec.Replicas == 1 && d.Spec.Template.Spec.Containers[0].Image == wantImage
+	}), "the dashboard Deployment was not reverted")
+	d := &appsv1.Deployment{}
+	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(dash), d))
+	require.Equal(t, "support", d.Labels["team"], "fields the operator does not own are left alone")
+
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(objs[3]), &corev1.Service{})
+		return !apierrors.IsNotFound(err)
+	}), "the deleted MinIO Service was not recreated")
+	waitForEvent(t, tn, "Updated", corev1.EventTypeNormal)
+}
+
+func TestForeignCredentialsSecretIsNotTakenOver(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken-credentials"},
+		StringData: map[string]string{"password": "someone else's"}}
+	require.NoError(t, k8s.Create(ctx, foreign))
+	require.NoError(t, k8s.Create(ctx, newTenant(ns, "taken")))
+
+	got := waitForCondition(t, ns, "taken", v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, 20*time.Second)
+	require.Contains(t, findCondition(got, v1alpha1.ConditionReady).Message, "secret taken-credentials exists and is not managed by supportstack")
+	waitForEvent(t, got, "CredentialsFailed", corev1.EventTypeWarning)
+	s := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(foreign), s))
+	require.Equal(t, map[string][]byte{"password": []byte("someone else's")}, s.Data, "the foreign Secret must be left as it was")
+}

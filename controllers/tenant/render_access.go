@@ -1,0 +1,63 @@
+package tenant
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/naming"
+)
+
+// serviceAccount is the identity of the tenant's pods. None of them talks to the Kubernetes API, so no token is
+// mounted and no Role is bound.
+func serviceAccount(t *v1alpha1.SupportTenant) *corev1ac.ServiceAccountApplyConfiguration {
+	return corev1ac.ServiceAccount(naming.ServiceAccount(t.Name), t.Namespace).
+		WithLabels(naming.Labels(t.Name, "")).
+		WithOwnerReferences(ownerReference(t)).
+		WithAutomountServiceAccountToken(false)
+}
+
+// networkPolicies admit only the traffic each component needs:
+//   - storage: S3 from the tenant's own pods and from the operator's namespace (bucket bootstrap, health);
+//     from anywhere when the tenant replicates, since the peer cluster's MinIO writes replicas into it;
+//   - ingest and dashboard: HTTP from anywhere (agents and browsers arrive through Services and Ingresses).
+//
+// Kubelet probes are not subject to NetworkPolicy.
+func (c Config) networkPolicies(t *v1alpha1.SupportTenant) []*networkingv1ac.NetworkPolicyApplyConfiguration {
+	tcp := corev1.ProtocolTCP
+	port := func(p int32) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
+		return networkingv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(p))
+	}
+	policy := func(component string, rules ...*networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration) *networkingv1ac.NetworkPolicyApplyConfiguration {
+		return networkingv1ac.NetworkPolicy(naming.NetworkPolicy(t.Name, component), t.Namespace).
+			WithLabels(naming.Labels(t.Name, component)).
+			WithOwnerReferences(ownerReference(t)).
+			WithSpec(networkingv1ac.NetworkPolicySpec().
+				WithPodSelector(selector(t, component)).
+				WithPolicyTypes(networkingv1.PolicyTypeIngress).
+				WithIngress(rules...))
+	}
+
+	storageRule := networkingv1ac.NetworkPolicyIngressRule().WithPorts(port(naming.MinIOPort))
+	if t.Spec.Replication == nil {
+		storageRule.WithFrom(networkingv1ac.NetworkPolicyPeer().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{naming.LabelTenant: t.Name})))
+		if c.OperatorNamespace != "" {
+			storageRule.WithFrom(networkingv1ac.NetworkPolicyPeer().
+				WithNamespaceSelector(metav1ac.LabelSelector().
+					WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": c.OperatorNamespace})))
+		}
+	}
+	web := func() *networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration {
+		return networkingv1ac.NetworkPolicyIngressRule().WithPorts(port(naming.HTTPPort))
+	}
+	return []*networkingv1ac.NetworkPolicyApplyConfiguration{
+		policy(naming.ComponentStorage, storageRule),
+		policy(naming.ComponentIngest, web()),
+		policy(naming.ComponentDashboard, web()),
+	}
+}

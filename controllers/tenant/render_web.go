@@ -1,0 +1,182 @@
+package tenant
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/naming"
+)
+
+// The ingest and dashboard are both the supportstack binary serving HTTP; they differ in subcommand, flags and
+// scaling.
+
+// webDeployment renders the Deployment of the ingest or dashboard component.
+func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, replicas int32, args []string,
+	env []*corev1ac.EnvVarApplyConfiguration, res *corev1ac.ResourceRequirementsApplyConfiguration,
+) *appsv1ac.DeploymentApplyConfiguration {
+	name := naming.Ingest(t.Name)
+	if component == naming.ComponentDashboard {
+		name = naming.Dashboard(t.Name)
+	}
+	container := corev1ac.Container().
+		WithName(component).
+		WithImage(c.SupportstackImage).
+		WithArgs(args...).
+		WithEnv(append([]*corev1ac.EnvVarApplyConfiguration{podIPEnv()}, env...)...).
+		WithPorts(corev1ac.ContainerPort().WithName("http").WithContainerPort(naming.HTTPPort).WithProtocol(corev1.ProtocolTCP)).
+		WithReadinessProbe(httpProbe("/readyz", "http", 5, 2)).
+		WithLivenessProbe(httpProbe("/healthz", "http", 10, 3)).
+		WithResources(res).
+		WithSecurityContext(restrictedContainerSecurity()).
+		WithVolumeMounts(tmpMount())
+	if c.ImagePullPolicy != "" {
+		container.WithImagePullPolicy(c.ImagePullPolicy)
+	}
+	return appsv1ac.Deployment(name, t.Namespace).
+		WithLabels(naming.Labels(t.Name, component)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(selector(t, component)).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(naming.Labels(t.Name, component)).
+				WithSpec(corev1ac.PodSpec().
+					WithServiceAccountName(naming.ServiceAccount(t.Name)).
+					WithAutomountServiceAccountToken(false).
+					WithSecurityContext(restrictedPodSecurity()).
+					WithTerminationGracePeriodSeconds(15).
+					WithContainers(container).
+					WithVolumes(tmpVolume()))))
+}
+
+// storageArgs are the flags with which ingest and dashboard find the tenant's storage.
+func (c Config) storageArgs(t *v1alpha1.SupportTenant) []string {
+	return []string{
+		"--listen-address=$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
+		"--tenant=" + t.Name,
+		"--bucket=" + naming.BucketName,
+		"--storage-endpoints=" + c.storageEndpoint(t),
+	}
+}
+
+// storageCredentialEnv hands the storage credentials to a pod through the environment, never through args,
+// which anyone who can read the Deployment would see.
+func storageCredentialEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfiguration {
+	return []*corev1ac.EnvVarApplyConfiguration{
+		secretEnv(t, "STORAGE_ACCESS_KEY", naming.SecretKeyRootUser),
+		secretEnv(t, "STORAGE_SECRET_KEY", naming.SecretKeyRootPassword),
+	}
+}
+
+// ingestDeployment renders the ingest service. current is the replica count the Deployment has now (-1 when it
+// does not exist yet), which the autoscaler may have changed.
+func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, current int32) *appsv1ac.DeploymentApplyConfiguration {
+	args := append([]string{"ingest"}, c.storageArgs(t)...)
+	env := append(storageCredentialEnv(t),
+		secretEnv(t, "ENROLLMENT_TOKEN", naming.SecretKeyEnrollmentToken),
+		secretEnv(t, "SIGNING_KEY", naming.SecretKeySigningKey))
+	replicas := replicasOrZero(t, ingestReplicas(t.Spec.Ingest, current))
+	return c.webDeployment(t, naming.ComponentIngest, replicas, args, env,
+		resources(t.Spec.Ingest.Resources, "100m", "64Mi", "256Mi"))
+}
+
+// ingestReplicas keeps the autoscaler's choice when it lies within the spec's bounds, so that the operator and
+// the HorizontalPodAutoscaler never fight over spec.replicas.
+func ingestReplicas(spec v1alpha1.IngestSpec, current int32) int32 {
+	switch {
+	case current < spec.Replicas:
+		return spec.Replicas
+	case current > spec.MaxReplicas:
+		return spec.MaxReplicas
+	default:
+		return current
+	}
+}
+
+// dashboardDeployment renders the web dashboard.
+func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant) *appsv1ac.DeploymentApplyConfiguration {
+	args := append([]string{"dashboard"}, c.storageArgs(t)...)
+	args = append(args, "--display-name="+t.Spec.DisplayName)
+	return c.webDeployment(t, naming.ComponentDashboard, replicasOrZero(t, t.Spec.Dashboard.Replicas), args,
+		storageCredentialEnv(t), resources(nil, "50m", "64Mi", "256Mi"))
+}
+
+// webService exposes the ingest or dashboard pods on port 80.
+func webService(t *v1alpha1.SupportTenant, name, component string) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(name, t.Namespace).
+		WithLabels(naming.Labels(t.Name, component)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(naming.SelectorLabels(t.Name, component)).
+			WithPorts(corev1ac.ServicePort().WithName("http").WithPort(80).
+				WithTargetPort(intstr.FromString("http")).WithProtocol(corev1.ProtocolTCP)))
+}
+
+// ingestAutoscaler scales ingest on CPU between spec.replicas and spec.maxReplicas.
+func ingestAutoscaler(t *v1alpha1.SupportTenant) *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration {
+	return autoscalingv2ac.HorizontalPodAutoscaler(naming.Ingest(t.Name), t.Namespace).
+		WithLabels(naming.Labels(t.Name, naming.ComponentIngest)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(autoscalingv2ac.HorizontalPodAutoscalerSpec().
+			WithScaleTargetRef(autoscalingv2ac.CrossVersionObjectReference().
+				WithAPIVersion("apps/v1").WithKind("Deployment").WithName(naming.Ingest(t.Name))).
+			WithMinReplicas(t.Spec.Ingest.Replicas).
+			WithMaxReplicas(t.Spec.Ingest.MaxReplicas).
+			WithMetrics(autoscalingv2ac.MetricSpec().
+				WithType("Resource").
+				WithResource(autoscalingv2ac.ResourceMetricSource().
+					WithName(corev1.ResourceCPU).
+					WithTarget(autoscalingv2ac.MetricTarget().
+						WithType("Utilization").
+						WithAverageUtilization(t.Spec.Ingest.TargetCPUUtilizationPercentage)))))
+}
+
+// ingestDisruptionBudget lets node drains take at most one ingest pod at a time.
+func ingestDisruptionBudget(t *v1alpha1.SupportTenant) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(naming.Ingest(t.Name), t.Namespace).
+		WithLabels(naming.Labels(t.Name, naming.ComponentIngest)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(selector(t, naming.ComponentIngest)))
+}
+
+// dashboardIngress routes spec.dashboard.host to the dashboard, with TLS when a certificate Secret is named.
+// It returns nil when no host is set.
+func dashboardIngress(t *v1alpha1.SupportTenant) *networkingv1ac.IngressApplyConfiguration {
+	d := t.Spec.Dashboard
+	if d.Host == "" {
+		return nil
+	}
+	spec := networkingv1ac.IngressSpec().
+		WithRules(networkingv1ac.IngressRule().
+			WithHost(d.Host).
+			WithHTTP(networkingv1ac.HTTPIngressRuleValue().
+				WithPaths(networkingv1ac.HTTPIngressPath().
+					WithPath("/").
+					WithPathType(networkingv1.PathTypePrefix).
+					WithBackend(networkingv1ac.IngressBackend().
+						WithService(networkingv1ac.IngressServiceBackend().
+							WithName(naming.Dashboard(t.Name)).
+							WithPort(networkingv1ac.ServiceBackendPort().WithName("http")))))))
+	if d.TLSSecretName != "" {
+		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(d.Host).WithSecretName(d.TLSSecretName))
+	}
+	if d.IngressClassName != nil {
+		spec.WithIngressClassName(*d.IngressClassName)
+	}
+	return networkingv1ac.Ingress(naming.Dashboard(t.Name), t.Namespace).
+		WithLabels(naming.Labels(t.Name, naming.ComponentDashboard)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(spec)
+}

@@ -1,0 +1,136 @@
+package tenant
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+)
+
+func TestConditions(t *testing.T) {
+	up := workload{found: true, desired: 2, ready: 2, observed: true}
+	healthy := observation{generation: 3, storage: up, ingest: up, dashboard: up, storageChecked: true, retentionDays: 7}
+	with := func(f func(*observation)) observation {
+		o := healthy
+		f(&o)
+		return o
+	}
+	type want struct {
+		status          metav1.ConditionStatus
+		reason, message string
+	}
+	tests := map[string]struct {
+		obs  observation
+		want map[string]want
+	}{
+		"all up": {healthy, map[string]want{
+			v1alpha1.ConditionReady:        {metav1.ConditionTrue, v1alpha1.ReasonAvailable, ""},
+			v1alpha1.ConditionStorageReady: {metav1.ConditionTrue, v1alpha1.ReasonAvailable, "bucket supportstack is versioned and keeps records for 7 days"},
+			v1alpha1.ConditionIngestReady:  {metav1.ConditionTrue, v1alpha1.ReasonAvailable, "2/2 ingest pods ready"},
+		}},
+		"ingest pod down": {with(func(o *observation) { o.ingest.ready = 1 }), map[string]want{
+			v1alpha1.ConditionReady:       {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: IngestReady"},
+			v1alpha1.ConditionIngestReady: {metav1.ConditionFalse, v1alpha1.ReasonPodsNotReady, "1/2 ingest pods ready"},
+		}},
+		"workloads not created yet": {with(func(o *observation) { o.storage, o.dashboard = workload{}, workload{} }), map[string]want{
+			v1alpha1.ConditionReady:          {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: StorageReady, DashboardReady"},
+			v1alpha1.ConditionDashboardReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "dashboard pods are being created"},
+		}},
+		"rollout not observed": {with(func(o *observation) { o.dashboard.observed = false }), map[string]want{
+			v1alpha1.ConditionDashboardReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "dashboard pods are being updated"},
+		}},
+		"MinIO unreachable": {with(func(o *observation) { o.storageErr = errors.New("storage health check: connection refused") }), map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonStorageUnreachable, "storage health check: connection refused"},
+			v1alpha1.ConditionReady:        {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: StorageReady"},
+		}},
+		"bucket failed": {with(func(o *observation) { o.bucketErr = errors.New("create bucket: denied") }), map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonBucketNotConfigured, "create bucket: denied"},
+		}},
+		"storage pods ready but not yet checked": {with(func(o *observation) { o.storageChecked = false }), map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "checking MinIO"},
+		}},
+		"apply failed wins over components": {with(func(o *observation) { o.applyErr = errors.New("apply Service x: forbidden"); o.ingest.ready = 0 }), map[string]want{
+			v1alpha1.ConditionReady: {metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "apply Service x: forbidden"},
+		}},
+		"suspended": {with(func(o *observation) { o.suspended = true; o.ingest.ready = 0 }), map[string]want{
+			v1alpha1.ConditionReady:        {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
+			v1alpha1.ConditionIngestReady:  {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := conditions(tc.obs)
+			require.Len(t, got, 4)
+			for typ, w := range tc.want {
+				c := meta.FindStatusCondition(got, typ)
+				require.NotNil(t, c, typ)
+				require.Equal(t, w.status, c.Status, typ)
+				require.Equal(t, w.reason, c.Reason, typ)
+				if w.message != "" {
+					require.Equal(t, w.message, c.Message, typ)
+				}
+				require.Equal(t, int64(3), c.ObservedGeneration)
+			}
+		})
+	}
+}
+
+func TestPhase(t *testing.T) {
+	ready := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}}
+	notReady := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}}
+	require.Equal(t, v1alpha1.PhaseSuspended, phase(ready, true, true))
+	require.Equal(t, v1alpha1.PhaseReady, phase(ready, false, true))
+	require.Equal(t, v1alpha1.PhaseProvisioning, phase(notReady, false, false))
+	require.Equal(t, v1alpha1.PhaseDegraded, phase(notReady, false, true))
+}
+
+// A resync that observes the same state must compute the same status, timestamps included; otherwise every
+// resync would write.
+func TestDesiredStatusIsStableAcrossResyncs(t *testing.T) {
+	c := Config{ClusterDomain: "cluster.local"}
+	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme", Generation: 2}}
+	up := workload{found: true, desired: 1, ready: 1, observed: true}
+	obs := observation{generation: 2, storage: up, ingest: up, dashboard: up, storageChecked: true, retentionDays: 365}
+
+	first := c.desiredStatus(tn, obs, time.Unix(1000, 0))
+	tn.Status = first
+	second := c.desiredStatus(tn, obs, time.Unix(2000, 0))
+	require.Equal(t, first, second)
+
+	obs.storageErr = errors.New("down")
+	third := c.desiredStatus(tn, obs, time.Unix(3000, 0))
+	require.False(t, third.Storage.Local.Healthy)
+	require.Equal(t, time.Unix(3000, 0), third.Storage.Local.Since.Time, "since moves when health changes")
+	require.Equal(t, v1alpha1.PhaseDegraded, third.Phase, "a tenant whose bucket was set up is degraded, not provisioning")
+}
+
+func TestIngestReplicasRespectTheAutoscaler(t *testing.T) {
+	spec := v1alpha1.IngestSpec{Replicas: 2, MaxReplicas: 10}
+	tests := map[string]struct{ current, want int32 }{
+		"new deployment":          {-1, 2},
+		"below the minimum":       {1, 2},
+		"scaled up by autoscaler": {7, 7},
+		"above a lowered maximum": {12, 10},
+		"at the minimum":          {2, 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, tc.want, ingestReplicas(spec, tc.current))
+		})
+	}
+}
+
+func TestMinIOArgs(t *testing.T) {
+	c := Config{ClusterDomain: "cluster.local"}
+	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-acme", Name: "acme"}}
+	tn.Spec.Storage.Servers = 1
+	require.Equal(t, []string{"server", "/data", "--address", "$(POD_IP):9000", "--certs-dir", "/tmp/certs"}, c.minioArgs(tn))
+	tn.Spec.Storage.Servers = 4
+	require.Equal(t, "http://acme-minio-{0...3}.acme-minio-hl.tenant-acme.svc.cluster.local/data", c.minioArgs(tn)[1])
+}

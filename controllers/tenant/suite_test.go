@@ -1,0 +1,242 @@
+package tenant_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/tenant"
+	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/localcluster"
+	"github.com/supportstack/supportstack/internal/localrunner"
+	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/operator"
+)
+
+// The suite runs one real control plane (kube-apiserver, etcd, kube-controller-manager's garbage collector)
+// and one operator for all tests. Tests that need running pods start a local workload runner for their own
+// namespace; the others play kubelet themselves by writing workload status.
+
+const (
+	minioImage        = "minio-under-test:local"
+	supportstackImage = "supportstack-under-test:local"
+	resyncPeriod      = time.Second
+)
+
+var (
+	cluster         *localcluster.Cluster
+	k8s             client.Client // uncached, admin
+	supportstackBin string
+	writes          = &writeCounter{byNamespace: map[string]*atomic.Int64{}}
+	storage         = &storageRouter{byNamespace: map[string]func(*v1alpha1.SupportTenant) (string, error){}, calls: map[string]*atomic.Int64{}}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "tenant suite: "+format+"\n", args...)
+		return 1
+	}
+	root, err := localbin.RepoRoot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	binDir, err := os.MkdirTemp("", "supportstack-bin-")
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer os.RemoveAll(binDir)
+	supportstackBin = filepath.Join(binDir, "supportstack")
+	build := exec.Command("go", "build", "-o", supportstackBin, "./cmd/supportstack")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fail("build supportstack: %v", err)
+	}
+
+	cluster, err = localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases")})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer cluster.Stop()
+	if k8s, err = client.New(cluster.Config, client.Options{Scheme: operator.Scheme()}); err != nil {
+		return fail("create client: %v", err)
+	}
+
+	// The operator's requests go through a counter, so tests can prove that a resync writes nothing.
+	cfg := rest.CopyConfig(cluster.Config)
+	cfg.Wrap(writes.wrap)
+	mgr, err := operator.NewManager(cfg, operator.Options{
+		Tenant: tenant.Config{
+			MinIOImage:        minioImage,
+			SupportstackImage: supportstackImage,
+			ClusterDomain:     "cluster.local",
+			OperatorNamespace: "supportstack-system",
+		},
+		Storage:                storage,
+		ResyncPeriod:           resyncPeriod,
+		MetricsBindAddress:     "0",
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		return fail("operator: %v", err)
+	}
+	return code
+}
+
+// writeCounter counts the operator's writes to the API server per namespace.
+type writeCounter struct {
+	mu          sync.Mutex
+	byNamespace map[string]*atomic.Int64
+}
+
+func (w *writeCounter) counter(ns string) *atomic.Int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.byNamespace[ns] == nil {
+		w.byNamespace[ns] = &atomic.Int64{}
+	}
+	return w.byNamespace[ns]
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			if _, rest, ok := strings.Cut(req.URL.Path, "/namespaces/"); ok {
+				ns, _, _ := strings.Cut(rest, "/")
+				w.counter(ns).Add(1)
+			}
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// storageRouter resolves each test namespace's MinIO: through its local workload runner, or to a MinIO server
+// the test started itself. It counts the operator's lookups, one per reconcile of a tenant with ready storage.
+type storageRouter struct {
+	mu          sync.Mutex
+	byNamespace map[string]func(*v1alpha1.SupportTenant) (string, error)
+	calls       map[string]*atomic.Int64
+}
+
+func (s *storageRouter) set(ns string, f func(*v1alpha1.SupportTenant) (string, error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byNamespace[ns] = f
+}
+
+func (s *storageRouter) callCount(ns string) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[ns] == nil {
+		s.calls[ns] = &atomic.Int64{}
+	}
+	return s.calls[ns]
+}
+
+func (s *storageRouter) StorageURL(_ context.Context, t *v1alpha1.SupportTenant) (string, error) {
+	s.callCount(t.Namespace).Add(1)
+	s.mu.Lock()
+	f := s.byNamespace[t.Namespace]
+	s.mu.Unlock()
+	if f == nil {
+		return "", fmt.Errorf("no storage for namespace %s", t.Namespace)
+	}
+	return f(t)
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := "t-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	name = strings.TrimRight(name, "-") + "-" + hex.EncodeToString(b)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	require.NoError(t, k8s.Create(context.Background(), ns))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
+	return name
+}
+
+// startRunner runs the pods of ns as local processes until the test ends, and routes the operator's storage
+// lookups for ns to the MinIO the runner started.
+func startRunner(t *testing.T, ns string) *localrunner.Runner {
+	t.Helper()
+	minioBin, err := localbin.MinIO()
+	require.NoError(t, err)
+	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
+		Scheme:                 operator.Scheme(),
+		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	require.NoError(t, err)
+	r := &localrunner.Runner{
+		Selector: naming.ManagedSelector(),
+		Binaries: func(image string) (string, error) {
+			switch image {
+			case minioImage:
+				return minioBin, nil
+			case supportstackImage:
+				return supportstackBin, nil
+			}
+			return "", fmt.Errorf("no local binary for image %q", image)
+		},
+		StateDir: t.TempDir(),
+	}
+	require.NoError(t, r.SetupWithManager(mgr))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	storage.set(ns, func(t *v1alpha1.SupportTenant) (string, error) {
+		addr, err := r.ServiceAddress(ns, naming.MinIO(t.Name), naming.MinIOPort)
+		return "http://" + addr, err
+	})
+	return r
+}

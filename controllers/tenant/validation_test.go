@@ -1,0 +1,158 @@
+package tenant_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+)
+
+// The API server, with the CRD's OpenAPI schema and CEL rules, rejects invalid specs with a message that
+// names the field: these tests need no operator.
+func TestInvalidSpecsAreRejected(t *testing.T) {
+	ns := newNamespace(t)
+	tests := map[string]struct {
+		mutate func(*v1alpha1.SupportTenant)
+		want   []string // substrings of the API server's message
+	}{
+		"maxReplicas below replicas": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Ingest = v1alpha1.IngestSpec{Replicas: 5, MaxReplicas: 2} },
+			[]string{"spec.ingest", "maxReplicas must be greater than or equal to replicas"},
+		},
+		"negative retention": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.RetentionDays = -1 },
+			[]string{"spec.storage.retentionDays", "should be greater than or equal to 1"},
+		},
+		"tiny volume": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Size = ptr.To(resource.MustParse("100Mi")) },
+			[]string{"spec.storage.size", "size must be at least 1Gi"},
+		},
+		"two MinIO servers": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Servers = 2 },
+			[]string{"spec.storage.servers", "servers must be 1 or between 4 and 16"},
+		},
+		"TLS without host": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Dashboard.TLSSecretName = "acme-tls" },
+			[]string{"spec.dashboard", "tlsSecretName needs host"},
+		},
+		"bad host": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Dashboard.Host = "Not A Host" },
+			[]string{"spec.dashboard.host", "should match"},
+		},
+		"failover without replication": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverManual} },
+			[]string{"spec", "failover needs replication"},
+		},
+		"unknown failover mode": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: "west"}
+				s.Spec.Failover = &v1alpha1.FailoverSpec{Mode: "Sometimes"}
+			},
+			[]string{"spec.failover.mode", `supported values: "Automatic", "Manual"`},
+		},
+		"failover too eager": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: "west"}
+				s.Spec.Failover = &v1alpha1.FailoverSpec{UnhealthyAfter: metav1.Duration{Duration: 100 * 1e6}}
+			},
+			[]string{"spec.failover.unhealthyAfter", "between 1s and 1h"},
+		},
+		"empty display name": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.DisplayName = "" },
+			[]string{"spec.displayName"},
+		},
+		"unknown reclaim policy": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.ReclaimPolicy = "Keep" },
+			[]string{"spec.storage.reclaimPolicy", "Unsupported value"},
+		},
+		"name too long": {
+			func(s *v1alpha1.SupportTenant) { s.Name = strings.Repeat("a", 41) },
+			[]string{"metadata.name must be at most 40 characters"},
+		},
+		"name starting with a digit": {
+			func(s *v1alpha1.SupportTenant) { s.Name = "1acme" },
+			[]string{"metadata.name must start with a letter"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tn := newTenant(ns, "invalid")
+			tc.mutate(tn)
+			err := k8s.Create(context.Background(), tn)
+			require.Error(t, err, "the API server accepted an invalid tenant")
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestImmutableStorageFields(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	tn := newTenant(ns, "fixed")
+	tn.Spec.Storage.StorageClassName = ptr.To("fast")
+	require.NoError(t, k8s.Create(ctx, tn))
+
+	tests := map[string]struct {
+		mutate func(*v1alpha1.SupportTenant)
+		want   string
+	}{
+		"storage class":       {func(s *v1alpha1.SupportTenant) { s.Spec.Storage.StorageClassName = ptr.To("slow") }, "storageClassName is immutable"},
+		"storage class unset": {func(s *v1alpha1.SupportTenant) { s.Spec.Storage.StorageClassName = nil }, "storageClassName is immutable"},
+		"size":                {func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Size = ptr.To(resource.MustParse("20Gi")) }, "size is immutable"},
+		"servers":             {func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Servers = 4 }, "servers is immutable"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := getTenant(t, ns, "fixed")
+			tc.mutate(got)
+			err := k8s.Update(ctx, got)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "spec.storage")
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+
+	// Fields that may change still can.
+	got := getTenant(t, ns, "fixed")
+	got.Spec.Storage.RetentionDays = 10
+	require.NoError(t, k8s.Update(ctx, got))
+}
+
+func TestDefaultsAreApplied(t *testing.T) {
+	ns := newNamespace(t)
+	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "minimal"},
+		Spec: v1alpha1.SupportTenantSpec{DisplayName: "Minimal"}}
+	require.NoError(t, k8s.Create(context.Background(), tn))
+	got := getTenant(t, ns, "minimal")
+	require.Equal(t, "10Gi", got.Spec.Storage.Size.String())
+	require.Equal(t, int32(1), got.Spec.Storage.Servers)
+	require.Equal(t, int32(365), got.Spec.Storage.RetentionDays)
+	require.Equal(t, v1alpha1.ReclaimRetain, got.Spec.Storage.ReclaimPolicy)
+	require.Equal(t, int32(2), got.Spec.Ingest.Replicas)
+	require.Equal(t, int32(10), got.Spec.Ingest.MaxReplicas)
+	require.Equal(t, int32(70), got.Spec.Ingest.TargetCPUUtilizationPercentage)
+	require.Equal(t, int32(1), got.Spec.Dashboard.Replicas)
+}
+
+func TestInvalidPeerClusterIsRejected(t *testing.T) {
+	peer := &v1alpha1.PeerCluster{
+		ObjectMeta: metav1.ObjectMeta{Name: "west"},
+		Spec: v1alpha1.PeerClusterSpec{
+			KubeconfigSecretRef: v1alpha1.SecretKeyReference{Namespace: "supportstack-system", Name: "west-kubeconfig"},
+			StorageURLTemplate:  "https://s3.west.example.com",
+			IngestURLTemplate:   "https://{{tenant}}-ingest.west.example.com",
+		},
+	}
+	err := k8s.Create(context.Background(), peer)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "spec.storageURLTemplate")
+	require.Contains(t, err.Error(), "must contain {{tenant}}")
+}

@@ -1,0 +1,133 @@
+// Package localcluster starts a Kubernetes control plane on this machine for the demo and the integration
+// tests: kube-apiserver and etcd through controller-runtime's envtest, plus kube-controller-manager running only
+// the garbage collector and the namespace controller, so that deleting a SupportTenant removes its children for
+// real. There is no kubelet and no scheduler: the local workload runner (internal/localrunner) stands in for
+// them.
+package localcluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/supportstack/supportstack/internal/localbin"
+)
+
+// Options configure a control plane.
+type Options struct {
+	// CRDDir holds the CRDs to install (config/crd/bases).
+	CRDDir string
+	// Dir receives the admin kubeconfig and the controller manager's log; a temporary folder when empty.
+	Dir string
+	// WithoutControllerManager skips kube-controller-manager (no garbage collection), for tests that need only
+	// the API server.
+	WithoutControllerManager bool
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config is an admin REST config.
+	Config *rest.Config
+	// Kubeconfig is the path of an admin kubeconfig file, for kubectl.
+	Kubeconfig string
+
+	env *envtest.Environment
+	kcm *exec.Cmd
+}
+
+// Start starts the control plane and installs the CRDs.
+func Start(o Options) (*Cluster, error) {
+	assets, err := localbin.ControlPlaneDir()
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "supportstack-cluster-"); err != nil {
+			return nil, fmt.Errorf("create control plane folder: %w", err)
+		}
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     []string{o.CRDDir},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)
+	}
+	c := &Cluster{Config: cfg, env: env, Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
+
+	admin, err := env.AddUser(envtest.User{Name: "supportstack-admin", Groups: []string{"system:masters"}}, cfg)
+	if err == nil {
+		var kubeconfig []byte
+		if kubeconfig, err = admin.KubeConfig(); err == nil {
+			err = os.WriteFile(c.Kubeconfig, kubeconfig, 0o600)
+		}
+	}
+	if err == nil && !o.WithoutControllerManager {
+		err = c.startControllerManager(assets, o.Dir)
+	}
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("set up control plane: %w", err), c.Stop())
+	}
+	return c, nil
+}
+
+// startControllerManager runs kube-controller-manager with only the controllers that have work without nodes.
+func (c *Cluster) startControllerManager(assets, dir string) error {
+	bin := filepath.Join(assets, "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("kube-controller-manager in %s: %w", assets, localbin.ErrMissing)
+	}
+	log, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
+	if err != nil {
+		return fmt.Errorf("create controller manager log: %w", err)
+	}
+	cmd := exec.Command(bin,
+		"--kubeconfig="+c.Kubeconfig,
+		"--controllers=garbagecollector,namespace",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--concurrent-gc-syncs=5",
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	// The controller manager must not outlive a test binary that dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start kube-controller-manager: %w", err)
+	}
+	c.kcm = cmd
+	return nil
+}
+
+// Stop stops the controller manager, kube-apiserver and etcd.
+func (c *Cluster) Stop() error {
+	var errs []error
+	if c.kcm != nil {
+		_ = c.kcm.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- c.kcm.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.kcm.Process.Kill()
+			<-done
+		}
+		c.kcm = nil
+	}
+	if c.env != nil {
+		if err := c.env.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop kube-apiserver and etcd: %w", err))
+		}
+		c.env = nil
+	}
+	return errors.Join(errs...)
+}

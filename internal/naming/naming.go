@@ -1,0 +1,88 @@
+// Package naming holds the names, labels and ports of the objects the operator makes for a tenant, so that the
+// operator, the local workload runner and the tests agree on them.
+package naming
+
+import (
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Label keys and values on every object the operator makes.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// LabelTenant carries the tenant's name, for NetworkPolicies and for selecting all of a tenant's objects.
+	LabelTenant = "supportstack.io/tenant"
+
+	PartOf    = "supportstack"
+	ManagedBy = "supportstack-operator"
+)
+
+// Components of a tenant.
+const (
+	ComponentStorage   = "storage"
+	ComponentIngest    = "ingest"
+	ComponentDashboard = "dashboard"
+)
+
+// Ports the tenant's containers listen on.
+const (
+	MinIOPort        = 9000
+	MinIOConsolePort = 9001
+	HTTPPort         = 8080
+)
+
+// FieldOwner is the server-side apply field manager of everything the operator writes.
+const FieldOwner = "supportstack-operator"
+
+// BucketName is the name of a tenant's bucket. Each tenant has its own MinIO, so the name needs no tenant part;
+// keeping it the same in both clusters lets bucket replication pair the two copies without configuration.
+const BucketName = "supportstack"
+
+// Keys of the tenant's credentials Secret.
+const (
+	SecretKeyRootUser        = "MINIO_ROOT_USER"
+	SecretKeyRootPassword    = "MINIO_ROOT_PASSWORD"
+	SecretKeyEnrollmentToken = "enrollment-token"
+	SecretKeySigningKey      = "signing-key"
+)
+
+// ManagedSelector selects every object the operator made.
+func ManagedSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+}
+
+// Labels are the labels of a tenant's object of one component ("" for tenant-wide objects).
+func Labels(tenant, component string) map[string]string {
+	l := SelectorLabels(tenant, component)
+	l[LabelPartOf] = PartOf
+	l[LabelManagedBy] = ManagedBy
+	return l
+}
+
+// SelectorLabels are the labels that select a component's pods. They never change after creation, since a
+// Deployment's selector is immutable.
+func SelectorLabels(tenant, component string) map[string]string {
+	l := map[string]string{
+		LabelName:     PartOf,
+		LabelInstance: tenant,
+		LabelTenant:   tenant,
+	}
+	if component != "" {
+		l[LabelComponent] = component
+	}
+	return l
+}
+
+// Names of a tenant's objects.
+func CredentialsSecret(tenant string) string { return tenant + "-credentials" }
+func ServiceAccount(tenant string) string    { return tenant }
+func MinIO(tenant string) string             { return tenant + "-minio" }
+func MinIOHeadless(tenant string) string     { return tenant + "-minio-hl" }
+func Ingest(tenant string) string            { return tenant + "-ingest" }
+func Dashboard(tenant string) string         { return tenant + "-dashboard" }
+
+// NetworkPolicy names the policy that admits traffic to one component's pods.
+func NetworkPolicy(tenant, component string) string { return tenant + "-" + component }

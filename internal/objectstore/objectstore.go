@@ -1,0 +1,183 @@
+package objectstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/lifecycle"
+)
+
+// Endpoint is one S3 endpoint and the credentials to use there.
+type Endpoint struct {
+	// URL is the endpoint's base URL, e.g. http://acme-minio.tenant-acme.svc.cluster.local:9000.
+	URL       string
+	AccessKey string
+	SecretKey string
+}
+
+// RetentionRuleID names the lifecycle rule that the operator owns; other rules in the bucket are left alone.
+const RetentionRuleID = "supportstack-retention"
+
+// healthTimeout bounds one health check: a storage outage must be noticed in seconds, not after TCP's timeouts.
+const healthTimeout = 3 * time.Second
+
+// Health returns nil when the endpoint's MinIO reports that it can serve reads and writes
+// (GET /minio/health/cluster answers 200 only when write quorum is available).
+func Health(ctx context.Context, hc *http.Client, endpoint string) error {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/minio/health/cluster", nil)
+	if err != nil {
+		return fmt.Errorf("build health request: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("storage health check: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("storage health check: %s answered %s", endpoint, resp.Status)
+	}
+	return nil
+}
+
+// NewClient returns a minio-go client for ep.
+func NewClient(ep Endpoint) (*minio.Client, error) {
+	u, err := url.Parse(ep.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse storage URL: %w", err)
+	}
+	if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("storage URL %q: want http(s)://host[:port]", ep.URL)
+	}
+	c, err := minio.New(u.Host, &minio.Options{
+		Creds:  credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""),
+		Secure: u.Scheme == "https",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create storage client: %w", err)
+	}
+	return c, nil
+}
+
+// Change is one thing EnsureBucket had to do.
+type Change string
+
+const (
+	ChangeBucketCreated     Change = "BucketCreated"
+	ChangeVersioningEnabled Change = "VersioningEnabled"
+	ChangeRetentionSet      Change = "RetentionSet"
+)
+
+// EnsureBucket makes sure the bucket exists, is versioned and expires objects after retentionDays, and reports
+// what it changed. It reads before it writes, so calling it on a configured bucket changes nothing.
+//
+// Versioning is what makes two-way replication and lossless failback possible; the retention rule expires
+// current versions after retentionDays and non-current versions after the same time, and removes the delete
+// markers that expiry leaves behind.
+func EnsureBucket(ctx context.Context, c *minio.Client, bucket string, retentionDays int) ([]Change, error) {
+	var changes []Change
+	exists, err := c.BucketExists(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("check bucket %q: %w", bucket, err)
+	}
+	if !exists {
+		if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+			var resp minio.ErrorResponse
+			// Another replica of the operator may have won the race; that is fine.
+			if !errors.As(err, &resp) || resp.Code != "BucketAlreadyOwnedByYou" {
+				return nil, fmt.Errorf("create bucket %q: %w", bucket, err)
+			}
+		}
+		changes = append(changes, ChangeBucketCreated)
+	}
+
+	versioning, err := c.GetBucketVersioning(ctx, bucket)
+	if err != nil {
+		return changes, fmt.Errorf("read versioning of bucket %q: %w", bucket, err)
+	}
+	if !versioning.Enabled() {
+		if err := c.EnableVersioning(ctx, bucket); err != nil {
+			return changes, fmt.Errorf("enable versioning of bucket %q: %w", bucket, err)
+		}
+		changes = append(changes, ChangeVersioningEnabled)
+	}
+
+	current, err := c.GetBucketLifecycle(ctx, bucket)
+	if err != nil && minio.ToErrorResponse(err).Code != "NoSuchLifecycleConfiguration" {
+		return changes, fmt.Errorf("read lifecycle of bucket %q: %w", bucket, err)
+	}
+	if desired, changed := withRetentionRule(current, retentionDays); changed {
+		if err := c.SetBucketLifecycle(ctx, bucket, desired); err != nil {
+			return changes, fmt.Errorf("set lifecycle of bucket %q: %w", bucket, err)
+		}
+		changes = append(changes, ChangeRetentionSet)
+	}
+	return changes, nil
+}
+
+// RetentionRule is the lifecycle rule that keeps records for days.
+func RetentionRule(days int) lifecycle.Rule {
+	return lifecycle.Rule{
+		ID:                          RetentionRuleID,
+		Status:                      "Enabled",
+		Expiration:                  lifecycle.Expiration{Days: lifecycle.ExpirationDays(days)},
+		NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: lifecycle.ExpirationDays(days)},
+	}
+}
+
+// withRetentionRule returns cfg with the operator's retention rule set to days, and whether that changed it.
+// Rules with other IDs are kept as they are.
+func withRetentionRule(cfg *lifecycle.Configuration, days int) (*lifecycle.Configuration, bool) {
+	want := RetentionRule(days)
+	out := lifecycle.NewConfiguration()
+	found, changed := false, false
+	if cfg != nil {
+		for _, r := range cfg.Rules {
+			if r.ID != RetentionRuleID {
+				out.Rules = append(out.Rules, r)
+				continue
+			}
+			found = true
+			if !sameRetention(r, want) {
+				r, changed = want, true
+			}
+			out.Rules = append(out.Rules, r)
+		}
+	}
+	if !found {
+		out.Rules = append(out.Rules, want)
+		changed = true
+	}
+	return out, changed
+}
+
+// sameRetention compares the parts of a rule that RetentionRule sets.
+func sameRetention(r, want lifecycle.Rule) bool {
+	return r.Status == want.Status &&
+		r.Expiration.Days == want.Expiration.Days &&
+		r.NoncurrentVersionExpiration.NoncurrentDays == want.NoncurrentVersionExpiration.NoncurrentDays &&
+		r.RuleFilter.IsNull() && r.Prefix == ""
+}
+
+// FirstHealthy returns the first endpoint, in order of preference, whose MinIO is healthy.
+func FirstHealthy(ctx context.Context, hc *http.Client, endpoints []string) (string, error) {
+	var errs []error
+	for _, ep := range endpoints {
+		err := Health(ctx, hc, ep)
+		if err == nil {
+			return ep, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return "", errors.New("no storage endpoints configured")
+	}
+	return "", errors.Join(errs...)
+}

@@ -1,0 +1,121 @@
+// Package operator assembles the supportstack operator: the scheme, the manager with its cache options, and the
+// reconcilers. The manager subcommand, the demo and the integration tests all build the operator here, so that
+// tests exercise the wiring that production runs.
+package operator
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/tenant"
+	"github.com/supportstack/supportstack/internal/naming"
+)
+
+// Scheme knows the built-in kinds and supportstack.io/v1alpha1.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// Options configure the operator.
+type Options struct {
+	Tenant tenant.Config
+	// WatchNamespaces limits the operator to these namespaces; empty means all.
+	WatchNamespaces []string
+	// Storage resolves tenants' MinIO addresses; nil means their in-cluster Services.
+	Storage tenant.StorageResolver
+	// ResyncPeriod overrides tenant.DefaultResyncPeriod.
+	ResyncPeriod time.Duration
+
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+	LeaderElection         bool
+	// LeaderElectionNamespace is needed when the operator runs outside a cluster with leader election.
+	LeaderElectionNamespace string
+}
+
+// LeaderElectionID names the operator's leader-election Lease.
+const LeaderElectionID = "supportstack-operator.supportstack.io"
+
+// NewManager builds a manager with the operator's controllers registered.
+func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	// Every object the operator makes carries its managed-by label; caching only those keeps the cache small
+	// in clusters with many Secrets and Deployments of other software.
+	managed := cache.ByObject{Label: naming.ManagedSelector()}
+	cacheOpts := cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:                         managed,
+			&corev1.Service{}:                        managed,
+			&corev1.ServiceAccount{}:                 managed,
+			&appsv1.StatefulSet{}:                    managed,
+			&appsv1.Deployment{}:                     managed,
+			&autoscalingv2.HorizontalPodAutoscaler{}: managed,
+			&policyv1.PodDisruptionBudget{}:          managed,
+			&networkingv1.Ingress{}:                  managed,
+			&networkingv1.NetworkPolicy{}:            managed,
+		},
+	}
+	if len(o.WatchNamespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Cache:                   cacheOpts,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// The operator does nothing a second replica must not see half-done: release the Lease at once on
+		// shutdown so a rollout hands over in seconds.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+
+	storage := o.Storage
+	if storage == nil {
+		storage = tenant.ServiceResolver{Config: o.Tenant}
+	}
+	r := &tenant.Reconciler{
+		Client:       client.WithFieldOwner(mgr.GetClient(), naming.FieldOwner),
+		Config:       o.Tenant,
+		Storage:      storage,
+		Recorder:     mgr.GetEventRecorder("supportstack-operator"),
+		HTTPClient:   &http.Client{},
+		ResyncPeriod: o.ResyncPeriod,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up %s controller: %w", tenant.ControllerName, err)
+	}
+	return mgr, nil
+}
