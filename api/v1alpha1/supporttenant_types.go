@@ -234,6 +234,11 @@ type SupportTenantStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
+	// FirstReadyTime is when the tenant first became Ready; until then it is provisioning, afterwards anything
+	// short of Ready is degraded.
+	// +optional
+	FirstReadyTime *metav1.Time `json:"firstReadyTime,omitempty"`
+
 	// Endpoints are the tenant's addresses.
 	// +optional
 	Endpoints TenantEndpoints `json:"endpoints,omitempty"`

@@ -429,6 +429,10 @@ func (in *SupportTenantStatus) DeepCopyInto(out *SupportTenantStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.FirstReadyTime != nil {
+		in, out := &in.FirstReadyTime, &out.FirstReadyTime
+		*out = (*in).DeepCopy()
+	}
 	out.Endpoints = in.Endpoints
 	if in.Storage != nil {
 		in, out := &in.Storage, &out.Storage

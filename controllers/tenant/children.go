@@ -61,7 +61,7 @@ func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []chil
 	}
 	out = append(out,
 		newChild("StatefulSet", &appsv1.StatefulSet{ObjectMeta: om(naming.MinIO(t.Name))},
-			c.minioStatefulSet(t), appsv1ac.ExtractStatefulSet),
+			c.minioStatefulSet(t), extractStatefulSet),
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Ingest(t.Name))},
 			c.ingestDeployment(t, ingestReplicas), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Ingest(t.Name))},
@@ -84,6 +84,20 @@ func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []chil
 			np, networkingv1ac.ExtractNetworkPolicy))
 	}
 	return out
+}
+
+// extractStatefulSet extracts the operator's fields of a StatefulSet. Its volume claim templates form an atomic
+// list, so the API server's defaults inside them (a Pending status) come along; they are not the operator's
+// choice and are dropped before the comparison.
+func extractStatefulSet(sts *appsv1.StatefulSet, fieldManager string) (*appsv1ac.StatefulSetApplyConfiguration, error) {
+	ac, err := appsv1ac.ExtractStatefulSet(sts, fieldManager)
+	if err != nil || ac.Spec == nil {
+		return ac, err
+	}
+	for i := range ac.Spec.VolumeClaimTemplates {
+		ac.Spec.VolumeClaimTemplates[i].Status = nil
+	}
+	return ac, nil
 }
 
 // applyOutcome says what applyChild did.

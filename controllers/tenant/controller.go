@@ -121,14 +121,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if t.Spec.Suspend {
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
+	return ctrl.Result{RequeueAfter: r.resyncPeriod(obs)}, nil
 }
 
-func (r *Reconciler) resyncPeriod() time.Duration {
+// storageRetryPeriod is how soon storage that failed its check is checked again: a MinIO that is starting or
+// recovering should be noticed within seconds, not at the next resync.
+const storageRetryPeriod = 2 * time.Second
+
+func (r *Reconciler) resyncPeriod(obs observation) time.Duration {
+	period := DefaultResyncPeriod
 	if r.ResyncPeriod > 0 {
-		return r.ResyncPeriod
+		period = r.ResyncPeriod
 	}
-	return DefaultResyncPeriod
+	if obs.storageChecked && (obs.storageErr != nil || obs.bucketErr != nil) {
+		period = min(period, storageRetryPeriod)
+	}
+	return period
 }
 
 // converge runs the steps in order and stops at the first error, which it also records in obs.
@@ -287,6 +295,6 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 		return fmt.Errorf("patch status: %w", err)
 	}
 	log.FromContext(ctx).V(1).Info("Status updated", "phase", next.Phase)
-	r.recordTransitions(t, before.Status.Conditions, next.Conditions)
+	r.recordTransitions(t, before.Status, next.Conditions)
 	return nil
 }

@@ -27,20 +27,24 @@ const (
 	ActionObserve          = "Observe"
 )
 
-// recordTransitions announces conditions that changed status: a component (or the tenant) that became ready,
-// recovered, or stopped being ready. Suspension is the user's own doing and is not announced as a failure.
-func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before, after []metav1.Condition) {
+// recordTransitions announces what a human should notice, once per change: the tenant becoming Ready (for the
+// first time, or again after an outage), and a component that stops being ready. Suspension is the user's own
+// doing and is not announced as a failure.
+func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before v1alpha1.SupportTenantStatus, after []metav1.Condition) {
 	for _, c := range after {
-		old := meta.FindStatusCondition(before, c.Type)
+		old := meta.FindStatusCondition(before.Conditions, c.Type)
 		if old != nil && old.Status == c.Status {
 			continue
 		}
 		switch {
-		case c.Status == metav1.ConditionTrue && (old == nil || old.Reason == v1alpha1.ReasonReconciling || old.Reason == v1alpha1.ReasonSuspended):
-			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonBecameReady, ActionObserve, "%s: %s", c.Type, c.Message)
-		case c.Status == metav1.ConditionTrue:
-			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonRecovered, ActionObserve, "%s: %s", c.Type, c.Message)
-		case old != nil && old.Status == metav1.ConditionTrue && c.Reason != v1alpha1.ReasonSuspended:
+		case c.Type == v1alpha1.ConditionReady && c.Status == metav1.ConditionTrue:
+			reason := ReasonRecovered
+			if before.FirstReadyTime == nil || before.Phase == v1alpha1.PhaseSuspended {
+				reason = ReasonBecameReady
+			}
+			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, reason, ActionObserve, "Tenant is ready: %s", c.Message)
+		case c.Type != v1alpha1.ConditionReady && c.Status == metav1.ConditionFalse &&
+			old != nil && old.Status == metav1.ConditionTrue && c.Reason != v1alpha1.ReasonSuspended:
 			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonNotReady, ActionObserve, "%s: %s", c.Type, c.Message)
 		}
 	}

@@ -75,7 +75,7 @@ func restrictedContainerSecurity() *corev1ac.SecurityContextApplyConfiguration {
 // workload runner gives each pod its own loopback address, so binding to the pod IP keeps pods from colliding.
 func podIPEnv() *corev1ac.EnvVarApplyConfiguration {
 	return corev1ac.EnvVar().WithName("POD_IP").
-		WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithFieldPath("status.podIP")))
+		WithValueFrom(corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("status.podIP")))
 }
 
 // secretEnv reads an environment variable from the tenant's credentials Secret.

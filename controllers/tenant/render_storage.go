@@ -28,10 +28,13 @@ func (c Config) minioStatefulSet(t *v1alpha1.SupportTenant) *appsv1ac.StatefulSe
 	if t.Spec.Storage.ReclaimPolicy == v1alpha1.ReclaimDelete {
 		whenDeleted = appsv1.DeletePersistentVolumeClaimRetentionPolicyType
 	}
-	pvc := corev1ac.PersistentVolumeClaim("data", "").
+	// A claim template is not an object of its own: it has no kind or namespace, which the constructor would set.
+	pvc := (&corev1ac.PersistentVolumeClaimApplyConfiguration{}).
+		WithName("data").
 		WithLabels(naming.Labels(t.Name, naming.ComponentStorage)).
 		WithSpec(corev1ac.PersistentVolumeClaimSpec().
 			WithAccessModes(corev1.ReadWriteOnce).
+			WithVolumeMode(corev1.PersistentVolumeFilesystem).
 			WithResources(corev1ac.VolumeResourceRequirements().
 				WithRequests(corev1.ResourceList{corev1.ResourceStorage: volumeSize(t)})))
 	if t.Spec.Storage.StorageClassName != nil {

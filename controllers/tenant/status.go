@@ -133,15 +133,15 @@ func workloadCondition(cond func(string, bool, string, string, ...any) metav1.Co
 	}
 }
 
-// phase summarises the conditions for print columns. A tenant whose bucket was never set up is still
-// provisioning; afterwards anything short of Ready is degraded.
-func phase(conds []metav1.Condition, suspended, provisioned bool) v1alpha1.TenantPhase {
+// phase summarises the conditions for print columns. A tenant that was never Ready is still provisioning;
+// afterwards anything short of Ready is degraded.
+func phase(conds []metav1.Condition, suspended, wasReady bool) v1alpha1.TenantPhase {
 	switch {
 	case suspended:
 		return v1alpha1.PhaseSuspended
 	case meta.IsStatusConditionTrue(conds, v1alpha1.ConditionReady):
 		return v1alpha1.PhaseReady
-	case provisioned:
+	case wasReady:
 		return v1alpha1.PhaseDegraded
 	default:
 		return v1alpha1.PhaseProvisioning
@@ -172,7 +172,10 @@ func (c Config) desiredStatus(t *v1alpha1.SupportTenant, o observation, now time
 			st.Storage.Bucket = naming.BucketName
 		}
 	}
-	st.Phase = phase(st.Conditions, o.suspended, st.Storage.Bucket != "")
+	if st.FirstReadyTime == nil && meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
+		st.FirstReadyTime = &metav1.Time{Time: now}
+	}
+	st.Phase = phase(st.Conditions, o.suspended, st.FirstReadyTime != nil)
 	return st
 }
 

@@ -107,7 +107,7 @@ func TestDesiredStatusIsStableAcrossResyncs(t *testing.T) {
 	third := c.desiredStatus(tn, obs, time.Unix(3000, 0))
 	require.False(t, third.Storage.Local.Healthy)
 	require.Equal(t, time.Unix(3000, 0), third.Storage.Local.Since.Time, "since moves when health changes")
-	require.Equal(t, v1alpha1.PhaseDegraded, third.Phase, "a tenant whose bucket was set up is degraded, not provisioning")
+	require.Equal(t, v1alpha1.PhaseDegraded, third.Phase, "a tenant that was Ready once is degraded, not provisioning")
 }
 
 func TestIngestReplicasRespectTheAutoscaler(t *testing.T) {

@@ -108,6 +108,7 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	t.Logf("Ready %s after create", time.Since(start))
 	require.Equal(t, v1alpha1.PhaseReady, got.Status.Phase)
 	require.Equal(t, got.Generation, got.Status.ObservedGeneration)
+	require.NotNil(t, got.Status.FirstReadyTime)
 	for _, typ := range []string{v1alpha1.ConditionStorageReady, v1alpha1.ConditionIngestReady, v1alpha1.ConditionDashboardReady} {
 		c := findCondition(got, typ)
 		require.Equal(t, metav1.ConditionTrue, c.Status, typ)

@@ -46,7 +46,9 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			[]string{"spec.dashboard.host", "should match"},
 		},
 		"failover without replication": {
-			func(s *v1alpha1.SupportTenant) { s.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverManual} },
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverManual}
+			},
 			[]string{"spec", "failover needs replication"},
 		},
 		"unknown failover mode": {

@@ -8,13 +8,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/supportstack/supportstack/internal/localbin"
 )
@@ -102,14 +104,15 @@ func (s *Server) Restart() error {
 	s.cmd = cmd
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// MinIO's health endpoints answer before its S3 API is initialised; wait for an authenticated request.
+	mc, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
+	if err != nil {
+		s.Stop()
+		return fmt.Errorf("create client: %w", err)
+	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/minio/health/ready", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if _, err := mc.ListBuckets(ctx); err == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,119 @@
+package localrunner
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ServiceAddress returns "ip:port" of a ready pod behind a Service, the
+// address a client inside the cluster would reach through
+// <service>.<namespace>.svc:<port>. The Service's selector is matched against
+// the pod template labels of the pods this runner runs, and port (a Service
+// port) is mapped to its targetPort. Pods are tried in name order, so the
+// answer is stable while the pods' readiness does not change. It fails when
+// no pod behind the Service is ready. Call it after SetupWithManager.
+func (r *Runner) ServiceAddress(namespace, service string, port int32) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if port <= 0 {
+		return "", fmt.Errorf("service %s/%s: invalid port %d", namespace, service, port)
+	}
+	return r.resolveService(ctx, serviceRef{Name: service, Namespace: namespace, Port: port})
+}
+
+// resolveService maps a Service reference to a ready pod's "ip:targetPort",
+// or to its bare ip when ref has no port. A Service that does not exist yet
+// or has no ready pod is a waitError: the caller retries.
+func (r *Runner) resolveService(ctx context.Context, ref serviceRef) (string, error) {
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", waitf("service %s/%s not found", ref.Namespace, ref.Name)
+		}
+		return "", fmt.Errorf("get service %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return "", fmt.Errorf("service %s/%s has no selector", ref.Namespace, ref.Name)
+	}
+	var sp *corev1.ServicePort
+	if ref.Port != 0 {
+		i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == ref.Port })
+		if i < 0 {
+			return "", fmt.Errorf("service %s/%s has no port %d", ref.Namespace, ref.Name, ref.Port)
+		}
+		sp = &svc.Spec.Ports[i]
+	}
+	for _, p := range r.readyPods(ref.Namespace, labels.SelectorFromSet(svc.Spec.Selector)) {
+		if sp == nil {
+			return p.ip.String(), nil
+		}
+		if port, ok := targetPort(p.spec, sp); ok {
+			return netip.AddrPortFrom(p.ip, uint16(port)).String(), nil
+		}
+	}
+	return "", waitf("service %s/%s has no ready pod", ref.Namespace, ref.Name)
+}
+
+// readyPods returns the ready pods in namespace whose labels match sel,
+// sorted by name.
+func (r *Runner) readyPods(namespace string, sel labels.Selector) []*pod {
+	r.mu.Lock()
+	var out []*pod
+	for key, pods := range r.pods {
+		if key.Namespace != namespace {
+			continue
+		}
+		for _, p := range pods {
+			if p.ready.Load() && sel.Matches(labels.Set(p.labels)) {
+				out = append(out, p)
+			}
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b *pod) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// targetPort maps a Service port to a container port of a pod: a number
+// (0 meaning the same as the Service port) or a named container port.
+func targetPort(spec *corev1.PodSpec, sp *corev1.ServicePort) (int32, bool) {
+	tp := sp.TargetPort
+	if tp.Type == intstr.Int {
+		if tp.IntVal == 0 {
+			return sp.Port, true
+		}
+		return tp.IntVal, true
+	}
+	if tp.StrVal == "" {
+		return sp.Port, true
+	}
+	for _, c := range spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name == tp.StrVal && protocolOf(cp.Protocol) == protocolOf(sp.Protocol) {
+				return cp.ContainerPort, true
+			}
+		}
+	}
+	if n, err := strconv.Atoi(tp.StrVal); err == nil && n > 0 && n <= 65535 {
+		return int32(n), true
+	}
+	return 0, false
+}
+
+func protocolOf(p corev1.Protocol) corev1.Protocol {
+	if p == "" {
+		return corev1.ProtocolTCP
+	}
+	return p
+}
