@@ -86,6 +86,11 @@ func runDemo(ctx context.Context, args []string) error {
 			}
 		}()
 		cfg = cluster.Config
+		// The embedded control plane starts empty, so the sample tenant gets new credentials: MinIO data left
+		// by an earlier demo could not be opened with them.
+		if err := os.RemoveAll(filepath.Join(f.stateDir, "pods")); err != nil {
+			return fmt.Errorf("clear the previous demo's data: %w", err)
+		}
 		f.opts.Tenant.MinIOImage, f.opts.Tenant.SupportstackImage = demoMinIOImage, demoSupportstackImage
 		if runner, err = startDemoRunner(ctx, cfg, filepath.Join(f.stateDir, "pods")); err != nil {
 			return err
@@ -122,7 +127,7 @@ func runDemo(ctx context.Context, args []string) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		fmt.Println("Stopping: the tenant's data stays in", f.stateDir)
+		fmt.Println("Stopping. The tenant's data and logs stay in", f.stateDir, "until the next demo.")
 		return <-errc
 	}
 }

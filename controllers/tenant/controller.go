@@ -269,17 +269,23 @@ func (r *Reconciler) storageStep(ctx context.Context, t *v1alpha1.SupportTenant,
 	}
 	changes, err := objectstore.EnsureBucket(ctx, mc, naming.BucketName, int(t.Spec.Storage.RetentionDays))
 	for _, c := range changes {
-		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, string(c), ActionBootstrapStorage, "%s on bucket %s",
-			changeMessages[c], naming.BucketName)
+		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, string(c), ActionBootstrapStorage, "%s",
+			changeMessage(c, t.Spec.Storage.RetentionDays))
 	}
 	obs.bucketErr = err
 }
 
-// changeMessages describe objectstore changes in events.
-var changeMessages = map[objectstore.Change]string{
-	objectstore.ChangeBucketCreated:     "Created the bucket",
-	objectstore.ChangeVersioningEnabled: "Enabled versioning",
-	objectstore.ChangeRetentionSet:      "Set the retention lifecycle rule",
+// changeMessage describes an objectstore change in an event.
+func changeMessage(c objectstore.Change, retentionDays int32) string {
+	switch c {
+	case objectstore.ChangeBucketCreated:
+		return "Created bucket " + naming.BucketName
+	case objectstore.ChangeVersioningEnabled:
+		return "Enabled versioning of bucket " + naming.BucketName
+	case objectstore.ChangeRetentionSet:
+		return fmt.Sprintf("Bucket %s expires records after %d days", naming.BucketName, retentionDays)
+	}
+	return string(c)
 }
 
 // writeStatus patches the status when it differs from the stored one, and records events for conditions that

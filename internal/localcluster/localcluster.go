@@ -49,9 +49,12 @@ func Start(o Options) (*Cluster, error) {
 		return nil, err
 	}
 	if o.Dir == "" {
-		if o.Dir, err = os.MkdirTemp("", "supportstack-cluster-"); err != nil {
-			return nil, fmt.Errorf("create control plane folder: %w", err)
-		}
+		o.Dir, err = os.MkdirTemp("", "supportstack-cluster-")
+	} else {
+		err = os.MkdirAll(o.Dir, 0o700)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create control plane folder: %w", err)
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
@@ -60,7 +63,8 @@ func Start(o Options) (*Cluster, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err)
+		// A failure after the processes started (installing the CRDs) must not leave them running.
+		return nil, errors.Join(fmt.Errorf("start kube-apiserver and etcd from %s: %w", assets, err), env.Stop())
 	}
 	c := &Cluster{Config: cfg, env: env, Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
 
