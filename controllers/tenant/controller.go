@@ -102,6 +102,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	t := &v1alpha1.SupportTenant{}
 	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !t.DeletionTimestamp.IsZero() {
@@ -292,6 +295,7 @@ func changeMessage(c objectstore.Change, retentionDays int32) string {
 // changed.
 func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant, obs observation) error {
 	next := r.Config.desiredStatus(t, obs, time.Now())
+	recordConditionMetrics(t, next.Conditions)
 	if equality.Semantic.DeepEqual(t.Status, next) {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -170,10 +171,37 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	require.Contains(t, string(body), "Acme IT Services")
 
+	// Prometheus sees the tenant's conditions.
+	require.Equal(t, 1.0, conditionMetric(t, ns, "acme", v1alpha1.ConditionReady, "True"))
+	require.Equal(t, 0.0, conditionMetric(t, ns, "acme", v1alpha1.ConditionReady, "False"))
+
 	reasons := eventReasons(t, got)
 	for _, r := range []string{"CredentialsCreated", "Created", "BucketCreated", "VersioningEnabled", "RetentionSet", "BecameReady"} {
 		require.Positive(t, reasons[r], "event %s; saw %v", r, reasons)
 	}
+}
+
+// conditionMetric reads supportstack_tenant_condition from the operator's metrics registry.
+func conditionMetric(t *testing.T, ns, name, typ, status string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != "supportstack_tenant_condition" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == ns && labels["tenant"] == name && labels["type"] == typ && labels["status"] == status {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no supportstack_tenant_condition for %s/%s %s=%s", ns, name, typ, status)
+	return 0
 }
 
 func findCondition(t *v1alpha1.SupportTenant, typ string) metav1.Condition {
