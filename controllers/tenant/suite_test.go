@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/controllers/tenant"
@@ -89,8 +91,13 @@ func runSuite(m *testing.M) int {
 		return fail("create client: %v", err)
 	}
 
-	// The operator's requests go through a counter, so tests can prove that a resync writes nothing.
-	cfg := rest.CopyConfig(cluster.Config)
+	// The operator runs as a user holding only the ClusterRole generated from its RBAC markers, so a missing
+	// permission fails the tests as it would fail in a cluster.
+	cfg, err := operatorConfig(filepath.Join(root, "config", "rbac", "role.yaml"))
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Its requests go through a counter, so tests can prove that a resync writes nothing.
 	cfg.Wrap(writes.wrap)
 	mgr, err := operator.NewManager(cfg, operator.Options{
 		Tenant: tenant.Config{
@@ -116,6 +123,32 @@ func runSuite(m *testing.M) int {
 		return fail("operator: %v", err)
 	}
 	return code
+}
+
+// operatorConfig binds the generated ClusterRole to a new user and returns that user's config.
+func operatorConfig(rolePath string) (*rest.Config, error) {
+	data, err := os.ReadFile(rolePath)
+	if err != nil {
+		return nil, fmt.Errorf("read operator role: %w", err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", rolePath, err)
+	}
+	const user = "supportstack-operator-under-test"
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	ctx := context.Background()
+	if err := k8s.Create(ctx, role); err != nil {
+		return nil, fmt.Errorf("create operator role: %w", err)
+	}
+	if err := k8s.Create(ctx, binding); err != nil {
+		return nil, fmt.Errorf("bind operator role: %w", err)
+	}
+	return cluster.UserConfig(user)
 }
 
 // writeCounter counts the operator's writes to the API server per namespace.

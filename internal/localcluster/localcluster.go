@@ -112,6 +112,16 @@ func (c *Cluster) startControllerManager(assets, dir string) error {
 	return nil
 }
 
+// UserConfig returns a REST config that authenticates as the named user with the groups: the API server
+// authorizes it with RBAC, so tests can run the operator with exactly the permissions it will have.
+func (c *Cluster) UserConfig(name string, groups ...string) (*rest.Config, error) {
+	u, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", name, err)
+	}
+	return u.Config(), nil
+}
+
 // Stop stops the controller manager, kube-apiserver and etcd.
 func (c *Cluster) Stop() error {
 	var errs []error
