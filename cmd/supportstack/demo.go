@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
@@ -143,32 +142,17 @@ func startDemoRunner(ctx context.Context, cfg *rest.Config, stateDir string) (*l
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 operator.Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+	r, done, err := localrunner.Start(ctx, cfg, localrunner.Options{
+		Scheme:   operator.Scheme(),
+		Selector: naming.ManagedSelector(),
+		Images:   localrunner.Images{demoMinIOImage: minio, demoSupportstackImage: self},
+		StateDir: stateDir,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create runner manager: %w", err)
-	}
-	r := &localrunner.Runner{
-		Selector: naming.ManagedSelector(),
-		Binaries: func(image string) (string, error) {
-			switch image {
-			case demoMinIOImage:
-				return minio, nil
-			case demoSupportstackImage:
-				return self, nil
-			}
-			return "", fmt.Errorf("the demo has no local binary for image %q", image)
-		},
-		StateDir: stateDir,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	go func() {
-		if err := mgr.Start(ctx); err != nil {
+		if err := <-done; err != nil {
 			ctrl.Log.WithName("demo").Error(err, "Local workload runner stopped")
 		}
 	}()

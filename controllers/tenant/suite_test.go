@@ -20,13 +20,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
@@ -238,31 +234,15 @@ func startRunner(t *testing.T, ns string) *localrunner.Runner {
 	t.Helper()
 	minioBin, err := localbin.MinIO()
 	require.NoError(t, err)
-	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
-		Scheme:                 operator.Scheme(),
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+	ctx, cancel := context.WithCancel(context.Background())
+	r, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
+		Scheme:     operator.Scheme(),
+		Selector:   naming.ManagedSelector(),
+		Images:     localrunner.Images{minioImage: minioBin, supportstackImage: supportstackBin},
+		StateDir:   t.TempDir(),
+		Namespaces: []string{ns},
 	})
 	require.NoError(t, err)
-	r := &localrunner.Runner{
-		Selector: naming.ManagedSelector(),
-		Binaries: func(image string) (string, error) {
-			switch image {
-			case minioImage:
-				return minioBin, nil
-			case supportstackImage:
-				return supportstackBin, nil
-			}
-			return "", fmt.Errorf("no local binary for image %q", image)
-		},
-		StateDir: t.TempDir(),
-	}
-	require.NoError(t, r.SetupWithManager(mgr))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
