@@ -33,7 +33,9 @@ func QuestionKey(deviceID, questionID string) string {
 func QuestionsPrefix(deviceID string) string { return "questions/" + deviceID + "/" }
 
 // AnswerKey is one answer to a question.
-func AnswerKey(questionID, answerID string) string { return "answers/" + questionID + "/" + answerID + ".json" }
+func AnswerKey(questionID, answerID string) string {
+	return "answers/" + questionID + "/" + answerID + ".json"
+}
 
 // AnswersPrefix is the prefix of a question's answers.
 func AnswersPrefix(questionID string) string { return "answers/" + questionID + "/" }
