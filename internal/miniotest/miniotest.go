@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -44,34 +43,53 @@ type Options struct {
 // Start starts a MinIO server and waits until it is ready. The server is stopped when the test ends.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin, err := localbin.MinIO()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	s, err := StartServer(o, t.TempDir())
 	if err != nil {
 		t.Fatalf("start MinIO: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// StartServer starts a MinIO server outside a test (benchmarks, the demo); logDir receives its log. Close
+// stops it.
+func StartServer(o Options, logDir string) (*Server, error) {
+	bin, err := localbin.MinIO()
+	if err != nil {
+		return nil, err
 	}
 	if o.AccessKey == "" {
 		o.AccessKey, o.SecretKey = "test"+randomHex(4), randomHex(16)
 	}
 	if o.DataDir == "" {
-		o.DataDir = t.TempDir()
+		if o.DataDir, err = os.MkdirTemp(logDir, "minio-data-"); err != nil {
+			return nil, fmt.Errorf("create data folder: %w", err)
+		}
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		t.Fatalf("start MinIO: %v", err)
+		return nil, err
 	}
-	log, err := os.Create(filepath.Join(t.TempDir(), "minio.log"))
+	log, err := os.CreateTemp(logDir, "minio-*.log")
 	if err != nil {
-		t.Fatalf("start MinIO: %v", err)
+		return nil, fmt.Errorf("create log: %w", err)
 	}
 	s := &Server{URL: "http://" + addr, Addr: addr, AccessKey: o.AccessKey, SecretKey: o.SecretKey,
 		DataDir: o.DataDir, bin: bin, log: log}
-	t.Cleanup(func() {
-		s.Stop()
-		log.Close()
-	})
 	if err := s.Restart(); err != nil {
-		t.Fatalf("start MinIO: %v (log: %s)", err, log.Name())
+		log.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, log.Name())
 	}
-	return s
+	return s, nil
+}
+
+// Close stops the server for good.
+func (s *Server) Close() {
+	s.Stop()
+	s.log.Close()
 }
 
 // Stop kills the server, as an outage would. Stopping a stopped server does nothing.
