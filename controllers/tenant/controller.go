@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -117,6 +118,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	err := r.converge(ctx, t, &obs)
 	if statusErr := r.writeStatus(ctx, t, obs); statusErr != nil {
 		err = errors.Join(err, statusErr)
+	}
+	if errors.Is(err, reconcile.TerminalError(nil)) {
+		// Retrying at once cannot help (the condition and a Warning event say what a human must do), but the
+		// obstacle may go away without any event the operator watches: look again at the next resync.
+		return ctrl.Result{RequeueAfter: r.resyncPeriod(obs)}, nil
 	}
 	if err != nil {
 		return ctrl.Result{}, err

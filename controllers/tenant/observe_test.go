@@ -159,4 +159,12 @@ func TestForeignCredentialsSecretIsNotTakenOver(t *testing.T) {
 	s := &corev1.Secret{}
 	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(foreign), s))
 	require.Equal(t, map[string][]byte{"password": []byte("someone else's")}, s.Data, "the foreign Secret must be left as it was")
+
+	// Once the owner removes it, the operator carries on by itself.
+	require.NoError(t, k8s.Delete(ctx, s))
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		s := &corev1.Secret{}
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "taken-credentials"}, s)
+		return err == nil && len(s.Data[naming.SecretKeySigningKey]) > 0
+	}), "the operator did not create its credentials after the foreign Secret was deleted")
 }
