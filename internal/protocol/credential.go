@@ -63,10 +63,17 @@ func (s Signer) mac(payload string) []byte {
 	return m.Sum(nil)
 }
 
+// MinKeyBytes is the shortest signing key a Signer accepts: an empty or short key would make credentials
+// forgeable.
+const MinKeyBytes = 16
+
+// ErrWeakKey is returned by Issue and Verify when the signing key is too short.
+var ErrWeakKey = errors.New("signing key shorter than 16 bytes")
+
 // Issue returns a credential for the device.
 func (s Signer) Issue(deviceID string) (string, Claims, error) {
-	if len(s.Key) < 16 {
-		return "", Claims{}, errors.New("signing key shorter than 16 bytes")
+	if len(s.Key) < MinKeyBytes {
+		return "", Claims{}, ErrWeakKey
 	}
 	ttl := s.TTL
 	if ttl <= 0 {
@@ -84,6 +91,9 @@ func (s Signer) Issue(deviceID string) (string, Claims, error) {
 
 // Verify checks a credential's signature, tenant and expiry and returns its claims.
 func (s Signer) Verify(credential string) (Claims, error) {
+	if len(s.Key) < MinKeyBytes {
+		return Claims{}, ErrWeakKey
+	}
 	if !strings.HasPrefix(credential, credentialPrefix) || len(credential) > 1024 {
 		return Claims{}, ErrMalformedCredential
 	}

@@ -61,9 +61,14 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-func TestIssueNeedsAKey(t *testing.T) {
-	_, _, err := Signer{Tenant: "acme", Key: []byte("short")}.Issue("0123456789abcdef0123456789abcdef")
-	require.Error(t, err)
+func TestWeakKeysAreRefused(t *testing.T) {
+	weak := Signer{Tenant: "acme", Key: []byte("short")}
+	_, _, err := weak.Issue("0123456789abcdef0123456789abcdef")
+	require.ErrorIs(t, err, ErrWeakKey)
+	_, err = weak.Verify("st1.e30.AAAA")
+	require.ErrorIs(t, err, ErrWeakKey)
+	_, err = Signer{Tenant: "acme"}.Verify("st1.e30.AAAA")
+	require.ErrorIs(t, err, ErrWeakKey, "an empty key must never verify anything")
 }
 
 func TestDeviceIDs(t *testing.T) {

@@ -81,7 +81,7 @@ func DecodeBatch(body io.Reader, contentEncoding string, l Limits) (*Batch, erro
 	if err := dec.Decode(&b); err != nil {
 		return nil, reject(http.StatusBadRequest, "malformed_json", "decode batch: %v", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, reject(http.StatusBadRequest, "malformed_json", "trailing data after the batch")
 	}
 	if err := validate(&b, l); err != nil {

@@ -86,6 +86,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 		"seq regression":        {good(perf(5), perf(4)), "", http.StatusBadRequest, "seq_regression"},
 		"duplicate seq":         {good(perf(5), perf(5)), "", http.StatusBadRequest, "seq_regression"},
 		"unknown kind":          {good(record(1, "keylogger", `{}`)), "", http.StatusBadRequest, "unknown_kind"},
+		"trailing bracket":      {append(good(perf(1)), ']'), "", http.StatusBadRequest, "malformed_json"},
 		"missing time":          {good(Record{Seq: 1, Kind: KindPerf, Data: json.RawMessage(`{}`)}), "", http.StatusBadRequest, "missing_time"},
 		"data not an object":    {good(record(1, KindPerf, `"x"`)), "", http.StatusBadRequest, "invalid_data"},
 		"record too large":      {good(record(1, KindPerf, `{"x":"`+strings.Repeat("a", 100)+`"}`)), "", http.StatusRequestEntityTooLarge, "record_too_large"},
@@ -114,6 +115,9 @@ func TestBatchKeyIsDeterministicAndSorted(t *testing.T) {
 	require.Equal(t, "devices/"+testDevice+"/records/2026/01/02/00000000000000000009-00000000000000000010.ndjson.gz",
 		BatchKey(testDevice, t1, 9, 10))
 	require.Less(t, BatchKey(testDevice, t1, 9, 10), BatchKey(testDevice, t1, 10, 11), "keys sort by seq")
+	// A PC clock gone wild is clamped, not refused.
+	require.Contains(t, BatchKey(testDevice, time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC), 1, 1), "/records/2000/01/01/")
+	require.Contains(t, BatchKey(testDevice, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), 1, 1), "/records/2199/12/31/")
 }
 
 // FuzzDecodeBatch: no input may panic the decoder, and whatever it accepts satisfies the batch invariants.

@@ -11,10 +11,23 @@ import (
 // DeviceKey is a device's enrollment record.
 func DeviceKey(deviceID string) string { return "devices/" + deviceID + "/device.json" }
 
+// Batch keys are dated within these bounds.
+var (
+	earliestKeyTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	latestKeyTime   = time.Date(2199, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
 // BatchKey is where a batch's records are stored: dated by the first record's own time, so that a retry maps
-// to the same key whenever it arrives, and named by its seq range, zero-padded so that keys sort by seq.
+// to the same key whenever it arrives, and named by its seq range, zero-padded so that keys sort by seq. A PC
+// whose clock is far off (a dead CMOS battery says 1980) still gets its records stored, never refused: the
+// date is clamped into 2000–2199, which keeps the key deterministic.
 func BatchKey(deviceID string, first time.Time, firstSeq, lastSeq uint64) string {
 	t := first.UTC()
+	if t.Before(earliestKeyTime) {
+		t = earliestKeyTime
+	} else if t.After(latestKeyTime) {
+		t = latestKeyTime
+	}
 	return fmt.Sprintf("devices/%s/records/%04d/%02d/%02d/%020d-%020d.ndjson.gz", deviceID, t.Year(), t.Month(), t.Day(), firstSeq, lastSeq)
 }
 
@@ -32,10 +45,16 @@ func QuestionKey(deviceID, questionID string) string {
 // QuestionsPrefix is the prefix of a device's questions.
 func QuestionsPrefix(deviceID string) string { return "questions/" + deviceID + "/" }
 
-// AnswerKey is one answer to a question.
-func AnswerKey(questionID, answerID string) string {
-	return "answers/" + questionID + "/" + answerID + ".json"
+// AnswerKey is one answer to a question. Question IDs are chosen by agents, so answers sit under the asking
+// device too: a device that reuses another device's question ID must not read that device's answers.
+func AnswerKey(deviceID, questionID, answerID string) string {
+	return AnswersPrefix(deviceID, questionID) + answerID + ".json"
 }
 
-// AnswersPrefix is the prefix of a question's answers.
-func AnswersPrefix(questionID string) string { return "answers/" + questionID + "/" }
+// DeviceAnswersPrefix is the prefix of all answers to a device's questions.
+func DeviceAnswersPrefix(deviceID string) string { return "answers/" + deviceID + "/" }
+
+// AnswersPrefix is the prefix of the answers to one of a device's questions.
+func AnswersPrefix(deviceID, questionID string) string {
+	return DeviceAnswersPrefix(deviceID) + questionID + "/"
+}
