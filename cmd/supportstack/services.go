@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"flag"
+	"log/slog"
+	"os"
 
 	"github.com/supportstack/supportstack/internal/dashboard"
 	"github.com/supportstack/supportstack/internal/ingest"
 )
 
+// runIngest runs a tenant's ingest service. Its settings are flags; its secrets (storage credentials,
+// ENROLLMENT_TOKEN, SIGNING_KEY) come from the environment only.
 func runIngest(ctx context.Context, args []string) error {
 	var cfg ingest.Config
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
@@ -18,6 +22,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err := cfg.LoadEnv(); err != nil {
 		return err
 	}
+	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "ingest", "tenant", cfg.Tenant)
 	return ingest.Run(ctx, cfg)
 }
 

@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/supportstack/supportstack/internal/protocol"
+	"github.com/supportstack/supportstack/internal/storagepool"
+	"github.com/supportstack/supportstack/internal/webserver"
+)
+
+// Server is the ingest service's HTTP handler and its storage.
+type Server struct {
+	cfg       Config
+	limits    protocol.Limits
+	pool      *storagepool.Pool
+	signer    protocol.Signer
+	tokenHash [sha256.Size]byte
+	limiter   *limiter
+	metrics   *metrics
+	log       *slog.Logger
+	now       func() time.Time
+	handler   http.Handler
+}
+
+// New builds the service and registers its metrics (and the storage pool's) in reg, which /metrics serves; nil
+// means a new registry. It makes no requests; run Pool().Run for the storage health loop.
+func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, limits: cfg.limits(), log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.tokenHash = sha256.Sum256([]byte(cfg.EnrollmentToken))
+	s.signer = protocol.Signer{Tenant: cfg.Tenant, Key: cfg.SigningKey, TTL: cfg.CredentialTTL, Now: s.now}
+	s.limiter = newLimiter(cfg.MaxRecordsPerSecond, cfg.RecordsBurst, s.limits.MaxRecords)
+	if s.cfg.IngestEndpoints == nil {
+		s.cfg.IngestEndpoints = []string{} // "endpoints": [] rather than null
+	}
+
+	endpoints := make([]storagepool.Endpoint, 0, len(cfg.Endpoints))
+	for _, u := range cfg.Endpoints {
+		endpoints = append(endpoints, storagepool.Endpoint{URL: u, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey})
+	}
+	var err error
+	s.pool, err = storagepool.New(storagepool.Options{
+		Endpoints:      endpoints,
+		Bucket:         cfg.Bucket,
+		RequestTimeout: cfg.StorageRequestTimeout,
+		HealthInterval: cfg.StorageHealthInterval,
+		Registerer:     reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up storage: %w", err)
+	}
+	if s.metrics, err = newMetrics(reg); err != nil {
+		return nil, fmt.Errorf("register ingest metrics: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	// Routes match any method and check it themselves, so that a wrong method gets a protocol.Error body too.
+	mux.Handle(protocol.PathEnroll, s.route("enroll", http.MethodPost, s.enroll))
+	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, s.batches))
+	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, s.answers))
+	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, s.endpoints))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	webserver.MetricsHandler(mux, reg)
+	mux.Handle("/", s.route("other", "", func(w http.ResponseWriter, _ *http.Request, info *requestInfo) {
+		s.fail(w, info, &protocol.RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
+	}))
+	s.handler = mux
+	return s, nil
+}
+
+// Handler serves the protocol, health and metrics endpoints.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Pool is the service's storage.
+func (s *Server) Pool() *storagepool.Pool { return s.pool }
+
+// requestInfo is what a handler tells the request log and metrics about its request. It never holds
+// credentials or payloads.
+type requestInfo struct {
+	status   int
+	code     string
+	device   string
+	records  int
+	firstSeq uint64
+	lastSeq  uint64
+	err      error
+}
+
+type handlerFunc func(http.ResponseWriter, *http.Request, *requestInfo)
+
+// route wraps a handler with the method check, the request metric and the request log.
+func (s *Server) route(name, method string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		info := &requestInfo{}
+		if method != "" && r.Method != method {
+			w.Header().Set("Allow", method)
+			s.fail(w, info, &protocol.RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+				Message: "use " + method})
+		} else {
+			h(w, r, info)
+		}
+		if info.status == 0 {
+			info.status = http.StatusOK
+		}
+		s.metrics.request(name, info.status)
+		if info.code != "" {
+			s.metrics.rejections.WithLabelValues(name, info.code).Inc()
+		}
+		attrs := []any{"route", name, "status", info.status, "durationMs", s.now().Sub(start).Milliseconds()}
+		if info.code != "" {
+			attrs = append(attrs, "code", info.code)
+		}
+		if info.device != "" {
+			attrs = append(attrs, "deviceId", info.device)
+		}
+		if info.records > 0 {
+			attrs = append(attrs, "records", info.records, "firstSeq", info.firstSeq, "lastSeq", info.lastSeq)
+		}
+		level := slog.LevelInfo
+		if info.err != nil {
+			attrs = append(attrs, "error", info.err.Error())
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "Request", attrs...)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.pool.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Code: "storage_unavailable", Message: "no storage endpoint is available"})
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ok answers 200 with v.
+func (s *Server) ok(w http.ResponseWriter, info *requestInfo, v any) {
+	info.status = http.StatusOK
+	writeJSON(w, http.StatusOK, v)
+}
+
+// fail answers with a protocol.Error body.
+func (s *Server) fail(w http.ResponseWriter, info *requestInfo, e *protocol.RequestError) {
+	info.status, info.code = e.Status, e.Code
+	if e.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="supportstack"`)
+	}
+	writeJSON(w, e.Status, e.Body())
+}
+
+// unavailable answers 503 with Retry-After: no storage endpoint took the write, nothing is acknowledged.
+func (s *Server) unavailable(w http.ResponseWriter, info *requestInfo, err error) {
+	info.err = err
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.pool.RetryAfter())))
+	s.fail(w, info, &protocol.RequestError{Status: http.StatusServiceUnavailable, Code: "storage_unavailable",
+		Message: "storage is unavailable; nothing was acknowledged, retry later"})
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" header.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// enrollmentTokenOK compares the presented token with the tenant's in constant time (hashes first, so that
+// not even the length leaks).
+func (s *Server) enrollmentTokenOK(r *http.Request) bool {
+	token, ok := bearer(r)
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1 && ok
+}
+
+// authenticate verifies the request's device credential.
+func (s *Server) authenticate(r *http.Request) (protocol.Claims, *protocol.RequestError) {
+	token, ok := bearer(r)
+	if !ok {
+		return protocol.Claims{}, &protocol.RequestError{Status: http.StatusUnauthorized, Code: "missing_credential",
+			Message: "Authorization: Bearer <device credential> is required"}
+	}
+	c, err := s.signer.Verify(token)
+	if err == nil {
+		return c, nil
+	}
+	code := "malformed_credential"
+	switch {
+	case errors.Is(err, protocol.ErrBadSignature):
+		code = "bad_signature"
+	case errors.Is(err, protocol.ErrWrongTenant):
+		code = "wrong_tenant"
+	case errors.Is(err, protocol.ErrExpiredCredential):
+		code = "expired_credential"
+	}
+	return protocol.Claims{}, &protocol.RequestError{Status: http.StatusUnauthorized, Code: code, Message: err.Error() + ": enroll again"}
+}
+
+// endpoints answers GET /v1/endpoints.
+func (s *Server) endpoints(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	claims, rerr := s.authenticate(r)
+	if rerr != nil {
+		s.fail(w, info, rerr)
+		return
+	}
+	info.device = claims.DeviceID
+	s.ok(w, info, protocol.EndpointsResponse{Endpoints: s.cfg.IngestEndpoints, MaxRecordsPerSecond: s.cfg.DrainRecordsPerSecond})
+}

@@ -1,0 +1,152 @@
+package storagepool
+
+import "time"
+
+// State of an endpoint's circuit breaker.
+type State int
+
+const (
+	// Closed: requests go to the endpoint.
+	Closed State = iota
+	// HalfOpen: one probe request may go to the endpoint; its result closes or opens the breaker.
+	HalfOpen
+	// Open: the endpoint is skipped until OpenFor has passed or a health check succeeds.
+	Open
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	case Open:
+		return "open"
+	}
+	return "unknown"
+}
+
+// Event is something a breaker learns about its endpoint.
+type Event int
+
+const (
+	// EventSuccess: a request to the endpoint succeeded.
+	EventSuccess Event = iota
+	// EventFailure: a request to the endpoint failed.
+	EventFailure
+	// EventHealthOK: the endpoint's health check succeeded.
+	EventHealthOK
+	// EventHealthFail: the endpoint's health check failed.
+	EventHealthFail
+	// EventAbandoned: an admitted request ended without a verdict (its caller gave up); it frees the probe slot
+	// of a half-open breaker and changes nothing else.
+	EventAbandoned
+)
+
+func (e Event) String() string {
+	switch e {
+	case EventSuccess:
+		return "success"
+	case EventFailure:
+		return "failure"
+	case EventHealthOK:
+		return "health-ok"
+	case EventHealthFail:
+		return "health-fail"
+	case EventAbandoned:
+		return "abandoned"
+	}
+	return "unknown"
+}
+
+// Policy tunes a breaker.
+type Policy struct {
+	// FailureThreshold is how many consecutive request failures open a closed breaker.
+	FailureThreshold int
+	// OpenFor is how long an open breaker refuses requests before it lets one probe through.
+	OpenFor time.Duration
+}
+
+// Breaker is one endpoint's breaker. Its methods are pure: they return the next breaker and change nothing.
+type Breaker struct {
+	State State
+	// Failures counts consecutive request failures while closed.
+	Failures int
+	// Since is when State last changed.
+	Since time.Time
+	// RetryAt is, while open, when a probe request may go through.
+	RetryAt time.Time
+	// Probing is, while half-open, whether the probe request is in flight.
+	Probing bool
+}
+
+// Admit decides whether a request may go to the endpoint now. An open breaker whose OpenFor has passed becomes
+// half-open and admits this request as its probe; a half-open breaker admits one probe at a time.
+func (b Breaker) Admit(now time.Time, p Policy) (Breaker, bool) {
+	switch b.State {
+	case Closed:
+		return b, true
+	case HalfOpen:
+		if b.Probing {
+			return b, false
+		}
+		b.Probing = true
+		return b, true
+	default:
+		if now.Before(b.RetryAt) {
+			return b, false
+		}
+		return Breaker{State: HalfOpen, Since: now, Probing: true}, true
+	}
+}
+
+// On returns the breaker after ev:
+//
+//	closed    + failure     -> closed with one more failure, open at FailureThreshold
+//	closed    + success     -> closed, failures reset
+//	half-open + success     -> closed
+//	half-open + failure     -> open for OpenFor
+//	any       + health fail -> open for OpenFor (an open breaker keeps its Since and waits OpenFor again)
+//	open, half-open + health ok -> closed
+//	half-open + abandoned   -> half-open, probe slot free
+//
+// A request result that reaches an open breaker (the request was admitted before it opened) changes nothing:
+// only a probe or a health check may close it.
+func (b Breaker) On(ev Event, now time.Time, p Policy) Breaker {
+	open := func() Breaker { return Breaker{State: Open, Since: now, RetryAt: now.Add(p.OpenFor)} }
+	closed := func() Breaker { return Breaker{State: Closed, Since: now} }
+	switch ev {
+	case EventSuccess:
+		switch b.State {
+		case Closed:
+			b.Failures = 0
+		case HalfOpen:
+			return closed()
+		}
+	case EventFailure:
+		switch b.State {
+		case Closed:
+			b.Failures++
+			if b.Failures >= max(p.FailureThreshold, 1) {
+				return open()
+			}
+		case HalfOpen:
+			return open()
+		}
+	case EventHealthOK:
+		if b.State != Closed {
+			return closed()
+		}
+	case EventHealthFail:
+		if b.State == Open {
+			b.RetryAt = now.Add(p.OpenFor)
+			return b
+		}
+		return open()
+	case EventAbandoned:
+		if b.State == HalfOpen {
+			b.Probing = false
+		}
+	}
+	return b
+}
