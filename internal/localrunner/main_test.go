@@ -1,8 +1,8 @@
 package localrunner
 
 import (
-	"errors"
 	"fmt"
+	"github.com/supportstack/supportstack/internal/localbin"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -54,16 +54,9 @@ func TestMain(m *testing.M) {
 func controlPlane(t *testing.T) *rest.Config {
 	t.Helper()
 	envOnce.Do(func() {
-		assets := os.Getenv("KUBEBUILDER_ASSETS")
-		if assets == "" {
-			envErr = errors.New("KUBEBUILDER_ASSETS is not set: run `make test-binaries` and run the tests through make (or export KUBEBUILDER_ASSETS=$PWD/bin/k8s)")
+		var assets string
+		if assets, envErr = localbin.ControlPlaneDir(); envErr != nil {
 			return
-		}
-		for _, b := range []string{"kube-apiserver", "etcd"} {
-			if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
-				envErr = fmt.Errorf("no %s in KUBEBUILDER_ASSETS=%s: run `make test-binaries`", b, assets)
-				return
-			}
 		}
 		env = &envtest.Environment{BinaryAssetsDirectory: assets}
 		envCfg, envErr = env.Start()

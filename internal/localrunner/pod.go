@@ -106,7 +106,17 @@ func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *p
 	if err != nil {
 		return nil, err
 	}
-	resolve := func(ref serviceRef) (string, error) { return r.resolveService(ctx, ref) }
+	resolve := func(ref serviceRef) (string, error) {
+		// A pod that names its own Service (ingest advertising its address to agents) must not wait for
+		// itself to be ready: the name stays as written.
+		if self, err := r.selectsPod(ctx, ref, meta); err != nil || self {
+			if err == nil {
+				err = errKeepService
+			}
+			return "", err
+		}
+		return r.resolveService(ctx, ref)
+	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
 		if pr := c.ReadinessProbe; pr != nil && pr.HTTPGet == nil && pr.TCPSocket == nil {

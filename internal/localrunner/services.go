@@ -65,6 +65,21 @@ func (r *Runner) resolveService(ctx context.Context, ref serviceRef) (string, er
 	return "", waitf("service %s/%s has no ready pod", ref.Namespace, ref.Name)
 }
 
+// selectsPod reports whether the referenced Service selects the pod described by meta.
+func (r *Runner) selectsPod(ctx context.Context, ref serviceRef, meta *podMeta) (bool, error) {
+	if ref.Namespace != meta.namespace {
+		return false, nil
+	}
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil // resolveService reports the missing Service
+		}
+		return false, fmt.Errorf("get service %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	return len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(meta.labels)), nil
+}
+
 // readyPods returns the ready pods in namespace whose labels match sel,
 // sorted by name.
 func (r *Runner) readyPods(namespace string, sel labels.Selector) []*pod {
