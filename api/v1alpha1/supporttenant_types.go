@@ -105,6 +105,7 @@ type StorageSpec struct {
 
 // IngestSpec configures the ingest service.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.host)",message="tlsSecretName needs host"
 // +kubebuilder:validation:XValidation:rule="!has(self.maxReplicas) || !has(self.replicas) || self.maxReplicas >= self.replicas",message="maxReplicas must be greater than or equal to replicas"
 type IngestSpec struct {
 	// Replicas is the minimum number of ingest pods.
@@ -131,20 +132,14 @@ type IngestSpec struct {
 	// Resources of each ingest container; absent means the operator's defaults.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Exposure publishes ingest to the agents; without a host, agents must reach the in-cluster Service.
+	Exposure `json:",inline"`
 }
 
-// DashboardSpec configures the web dashboard.
-//
-// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.host)",message="tlsSecretName needs host"
-type DashboardSpec struct {
-	// Replicas is the number of dashboard pods.
-	// +kubebuilder:default=1
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=20
-	// +optional
-	Replicas int32 `json:"replicas,omitempty"`
-
-	// Host is the public host name of the dashboard; when set, an Ingress routes it.
+// Exposure publishes a component under a public host name through an Ingress.
+type Exposure struct {
+	// Host is the public host name; when set, an Ingress routes it to the component.
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +optional
@@ -160,6 +155,20 @@ type DashboardSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	IngressClassName *string `json:"ingressClassName,omitempty"`
+}
+
+// DashboardSpec configures the web dashboard.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsSecretName) || has(self.host)",message="tlsSecretName needs host"
+type DashboardSpec struct {
+	// Replicas is the number of dashboard pods.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	Exposure `json:",inline"`
 }
 
 // ReplicationSpec names the peer cluster of a replicated tenant.

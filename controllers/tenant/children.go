@@ -75,9 +75,13 @@ func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []chil
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Dashboard(t.Name))},
 			webService(t, naming.Dashboard(t.Name), naming.ComponentDashboard), corev1ac.ExtractService),
 	)
-	if ing := dashboardIngress(t); ing != nil {
-		out = append(out, newChild("Ingress", &networkingv1.Ingress{ObjectMeta: om(naming.Dashboard(t.Name))},
-			ing, networkingv1ac.ExtractIngress))
+	for _, ing := range []*networkingv1ac.IngressApplyConfiguration{
+		ingress(t, naming.Ingest(t.Name), naming.ComponentIngest, t.Spec.Ingest.Exposure),
+		ingress(t, naming.Dashboard(t.Name), naming.ComponentDashboard, t.Spec.Dashboard.Exposure),
+	} {
+		if ing != nil {
+			out = append(out, newChild("Ingress", &networkingv1.Ingress{ObjectMeta: om(*ing.Name)}, ing, networkingv1ac.ExtractIngress))
+		}
 	}
 	for _, np := range c.networkPolicies(t) {
 		out = append(out, newChild("NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: om(*np.Name)},
@@ -136,26 +140,31 @@ func (r *Reconciler) applyChild(ctx context.Context, ch child) (applyOutcome, er
 	return outcome, nil
 }
 
-// deleteStaleIngress removes the dashboard Ingress once spec.dashboard.host is cleared.
-func (r *Reconciler) deleteStaleIngress(ctx context.Context, t *v1alpha1.SupportTenant) (bool, error) {
-	if t.Spec.Dashboard.Host != "" {
-		return false, nil
+// deleteStaleIngresses removes the Ingress of a component whose host was cleared, and returns the names of
+// the Ingresses it deleted.
+func (r *Reconciler) deleteStaleIngresses(ctx context.Context, t *v1alpha1.SupportTenant) ([]string, error) {
+	var deleted []string
+	for name, host := range map[string]string{naming.Ingest(t.Name): t.Spec.Ingest.Host, naming.Dashboard(t.Name): t.Spec.Dashboard.Host} {
+		if host != "" {
+			continue
+		}
+		ing := &networkingv1.Ingress{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: name}, ing)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return deleted, fmt.Errorf("get Ingress %s: %w", name, err)
+		}
+		if !isControlledBy(ing, t) {
+			continue
+		}
+		if err := r.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
+			return deleted, fmt.Errorf("delete Ingress %s: %w", name, err)
+		}
+		deleted = append(deleted, name)
 	}
-	ing := &networkingv1.Ingress{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: naming.Dashboard(t.Name)}, ing)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("get Ingress %s: %w", naming.Dashboard(t.Name), err)
-	}
-	if !isControlledBy(ing, t) {
-		return false, nil
-	}
-	if err := r.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
-		return false, fmt.Errorf("delete Ingress %s: %w", ing.Name, err)
-	}
-	return true, nil
+	return deleted, nil
 }
 
 // isControlledBy reports whether t is o's controller.

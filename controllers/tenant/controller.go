@@ -208,15 +208,12 @@ func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant
 				"Updated %s %s to match the tenant's spec", ch.kind, ch.current.GetName())
 		}
 	}
-	deleted, err := r.deleteStaleIngress(ctx, t)
-	if err != nil {
-		return err
-	}
-	if deleted {
+	deleted, err := r.deleteStaleIngresses(ctx, t)
+	for _, name := range deleted {
 		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonDeleted, ActionApply,
-			"Deleted Ingress %s: spec.dashboard.host is empty", naming.Dashboard(t.Name))
+			"Deleted Ingress %s: its host was removed from the spec", name)
 	}
-	return nil
+	return err
 }
 
 // observeWorkloads reads the readiness of the tenant's workloads.

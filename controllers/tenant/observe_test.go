@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -167,4 +168,33 @@ func TestForeignCredentialsSecretIsNotTakenOver(t *testing.T) {
 		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "taken-credentials"}, s)
 		return err == nil && len(s.Data[naming.SecretKeySigningKey]) > 0
 	}), "the operator did not create its credentials after the foreign Secret was deleted")
+}
+
+func TestIngressFollowsHost(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	tn := newTenant(ns, "public")
+	tn.Spec.Ingest.Host = "ingest.public.example.com"
+	require.NoError(t, k8s.Create(ctx, tn))
+	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "public-ingest"}}
+	waitForObjects(t, []client.Object{ing}, 30*time.Second)
+
+	got := getTenant(t, ns, "public")
+	got.Spec.Ingest.Host = ""
+	require.NoError(t, k8s.Update(ctx, got))
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(ing), &networkingv1.Ingress{}))
+	}), "the Ingress of a cleared host was not deleted")
+	waitForEvent(t, got, "Deleted", corev1.EventTypeNormal)
+	d := &appsv1.Deployment{}
+	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "public-ingest"}, d))
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(d), d)
+		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+			if a == "--ingest-endpoints=http://public-ingest."+ns+".svc.cluster.local" {
+				return true
+			}
+		}
+		return false
+	}), "ingest still advertises the removed host: %v", d.Spec.Template.Spec.Containers[0].Args)
 }

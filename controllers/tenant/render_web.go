@@ -81,6 +81,8 @@ func storageCredentialEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConf
 // does not exist yet), which the autoscaler may have changed.
 func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, current int32) *appsv1ac.DeploymentApplyConfiguration {
 	args := append([]string{"ingest"}, c.storageArgs(t)...)
+	// Agents learn where to send from enrollment and /v1/endpoints: this cluster's public ingest URL.
+	args = append(args, "--ingest-endpoints="+c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure))
 	env := append(storageCredentialEnv(t),
 		secretEnv(t, "ENROLLMENT_TOKEN", naming.SecretKeyEnrollmentToken),
 		secretEnv(t, "SIGNING_KEY", naming.SecretKeySigningKey))
@@ -151,32 +153,43 @@ func ingestDisruptionBudget(t *v1alpha1.SupportTenant) *policyv1ac.PodDisruption
 			WithSelector(selector(t, naming.ComponentIngest)))
 }
 
-// dashboardIngress routes spec.dashboard.host to the dashboard, with TLS when a certificate Secret is named.
-// It returns nil when no host is set.
-func dashboardIngress(t *v1alpha1.SupportTenant) *networkingv1ac.IngressApplyConfiguration {
-	d := t.Spec.Dashboard
-	if d.Host == "" {
+// ingress routes a component's public host to its Service, with TLS when a certificate Secret is named. It
+// returns nil when the component has no host.
+func ingress(t *v1alpha1.SupportTenant, name, component string, e v1alpha1.Exposure) *networkingv1ac.IngressApplyConfiguration {
+	if e.Host == "" {
 		return nil
 	}
 	spec := networkingv1ac.IngressSpec().
 		WithRules(networkingv1ac.IngressRule().
-			WithHost(d.Host).
+			WithHost(e.Host).
 			WithHTTP(networkingv1ac.HTTPIngressRuleValue().
 				WithPaths(networkingv1ac.HTTPIngressPath().
 					WithPath("/").
 					WithPathType(networkingv1.PathTypePrefix).
 					WithBackend(networkingv1ac.IngressBackend().
 						WithService(networkingv1ac.IngressServiceBackend().
-							WithName(naming.Dashboard(t.Name)).
+							WithName(name).
 							WithPort(networkingv1ac.ServiceBackendPort().WithName("http")))))))
-	if d.TLSSecretName != "" {
-		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(d.Host).WithSecretName(d.TLSSecretName))
+	if e.TLSSecretName != "" {
+		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(e.Host).WithSecretName(e.TLSSecretName))
 	}
-	if d.IngressClassName != nil {
-		spec.WithIngressClassName(*d.IngressClassName)
+	if e.IngressClassName != nil {
+		spec.WithIngressClassName(*e.IngressClassName)
 	}
-	return networkingv1ac.Ingress(naming.Dashboard(t.Name), t.Namespace).
-		WithLabels(naming.Labels(t.Name, naming.ComponentDashboard)).
+	return networkingv1ac.Ingress(name, t.Namespace).
+		WithLabels(naming.Labels(t.Name, component)).
 		WithOwnerReferences(ownerReference(t)).
 		WithSpec(spec)
+}
+
+// publicURL is where a component answers from outside the cluster, or its in-cluster URL when it has no host.
+func (c Config) publicURL(t *v1alpha1.SupportTenant, service string, e v1alpha1.Exposure) string {
+	switch {
+	case e.Host == "":
+		return "http://" + c.serviceHost(t, service)
+	case e.TLSSecretName != "":
+		return "https://" + e.Host
+	default:
+		return "http://" + e.Host
+	}
 }

@@ -179,18 +179,11 @@ func (c Config) desiredStatus(t *v1alpha1.SupportTenant, o observation, now time
 	return st
 }
 
-// endpoints are the tenant's URLs: in-cluster Services, and the dashboard's public host when it has one.
+// endpoints are the tenant's URLs: public ones where the spec gives a host, in-cluster Services otherwise.
 func (c Config) endpoints(t *v1alpha1.SupportTenant) v1alpha1.TenantEndpoints {
-	dashboard := "http://" + c.serviceHost(t, naming.Dashboard(t.Name))
-	if h := t.Spec.Dashboard.Host; h != "" {
-		scheme := "http"
-		if t.Spec.Dashboard.TLSSecretName != "" {
-			scheme = "https"
-		}
-		dashboard = scheme + "://" + h
-	}
+	dashboard := c.publicURL(t, naming.Dashboard(t.Name), t.Spec.Dashboard.Exposure)
 	return v1alpha1.TenantEndpoints{
-		Ingest:    "http://" + c.serviceHost(t, naming.Ingest(t.Name)),
+		Ingest:    c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure),
 		Dashboard: dashboard,
 		Status:    dashboard + "/status",
 	}

@@ -97,11 +97,14 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	runner := startRunner(t, ns)
 	tn := newTenant(ns, "acme")
 	tn.Spec.Storage.RetentionDays = 30
-	tn.Spec.Dashboard = v1alpha1.DashboardSpec{Host: "acme.support.example.com", TLSSecretName: "acme-tls"}
+	tn.Spec.Dashboard = v1alpha1.DashboardSpec{Exposure: v1alpha1.Exposure{Host: "acme.support.example.com", TLSSecretName: "acme-tls"}}
+	tn.Spec.Ingest.Host = "ingest.acme.example.com"
 
 	start := time.Now()
 	require.NoError(t, k8s.Create(ctx, tn))
-	objs := append(tenantObjects(ns, "acme"), &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-dashboard"}})
+	objs := append(tenantObjects(ns, "acme"),
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-ingest"}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-dashboard"}})
 	waitForObjects(t, objs, 30*time.Second)
 	t.Logf("all %d objects created %s after create", len(objs), time.Since(start))
 
@@ -119,7 +122,7 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	require.True(t, got.Status.Storage.Local.Healthy)
 	require.Equal(t, naming.BucketName, got.Status.Storage.Bucket)
 	require.Equal(t, "https://acme.support.example.com", got.Status.Endpoints.Dashboard)
-	require.Equal(t, "http://acme-ingest."+ns+".svc.cluster.local", got.Status.Endpoints.Ingest)
+	require.Equal(t, "http://ingest.acme.example.com", got.Status.Endpoints.Ingest)
 	require.Equal(t, "acme-credentials", got.Status.CredentialsSecretName)
 
 	// Every child is owned by the tenant and labelled as the operator's.
@@ -140,6 +143,11 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	ing := objs[len(objs)-1].(*networkingv1.Ingress)
 	require.Equal(t, "acme.support.example.com", ing.Spec.Rules[0].Host)
 	require.Equal(t, "acme-tls", ing.Spec.TLS[0].SecretName)
+	ingestIng := objs[len(objs)-2].(*networkingv1.Ingress)
+	require.Equal(t, "ingest.acme.example.com", ingestIng.Spec.Rules[0].Host)
+	require.Empty(t, ingestIng.Spec.TLS)
+	// Ingest tells agents its public address.
+	require.Contains(t, objs[5].(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Args, "--ingest-endpoints=http://ingest.acme.example.com")
 
 	// The credentials were generated: every key present and non-trivial.
 	creds := credentials(t, ns, "acme")
