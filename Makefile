@@ -60,8 +60,9 @@ vet: ## Run go vet.
 ##@ Build
 
 .PHONY: build
-build: ## Build the supportstack binary into bin/.
+build: ## Build the supportstack and supportstack-agent binaries into bin/.
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack ./cmd/supportstack
+	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack-agent ./cmd/supportstack-agent
 
 .PHONY: run
 run: manifests ## Run the operator against the cluster of $KUBECONFIG.
@@ -80,6 +81,12 @@ demo: test-binaries build ## Run the demo: a local control plane, MinIO and a sa
 .PHONY: test
 test: test-binaries tools vet ## Run every test against a real control plane and real MinIO.
 	go test $(GO_TEST_FLAGS) ./...
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: test-binaries build ## Measure ingest throughput against its storage references, and the agent's spool, memory and drain rate.
+	go run ./hack/bench --supportstack $(LOCALBIN)/supportstack --agent $(LOCALBIN)/supportstack-agent
 
 ##@ Dependencies
 

@@ -54,7 +54,7 @@ type Config struct {
 const (
 	DefaultMaxRecordsPerSecond   = 200
 	DefaultRecordsBurst          = 2000
-	DefaultDrainRecordsPerSecond = 500
+	DefaultDrainRecordsPerSecond = 150
 )
 
 // BindFlags registers the shared storage flags and the ingest's own.

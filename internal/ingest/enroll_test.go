@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -92,5 +93,5 @@ func TestEndpoints(t *testing.T) {
 	h2 := newHarness(t, cfg)
 	r = h2.do(http.MethodGet, protocol.PathEndpoints, dev.Credential, nil, nil)
 	require.Equal(t, http.StatusOK, r.status)
-	require.JSONEq(t, `{"endpoints":[],"maxRecordsPerSecond":500}`, string(r.body))
+	require.JSONEq(t, fmt.Sprintf(`{"endpoints":[],"maxRecordsPerSecond":%d}`, cfg.DrainRecordsPerSecond), string(r.body))
 }

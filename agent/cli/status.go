@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/supportstack/supportstack/agent/config"
+	"github.com/supportstack/supportstack/agent/daemon"
+	"github.com/supportstack/supportstack/agent/enroll"
+	"github.com/supportstack/supportstack/agent/questions"
+	"github.com/supportstack/supportstack/agent/sender"
+	"github.com/supportstack/supportstack/agent/spool"
+)
+
+// Report is the output of "status --json".
+type Report struct {
+	StateDir   string          `json:"stateDir"`
+	Enrollment *EnrollmentInfo `json:"enrollment,omitempty"`
+	// EnrollmentError says why the enrollment could not be read ("not enrolled", permission denied).
+	EnrollmentError string `json:"enrollmentError,omitempty"`
+	// Daemon is "running", "stopped" or "unknown" (the spool could not be inspected).
+	Daemon    string `json:"daemon"`
+	DaemonPID int    `json:"daemonPid,omitempty"`
+	// SnapshotAt is when the daemon's figures below were written; zero when they were read from the spool now.
+	SnapshotAt time.Time             `json:"snapshotAt,omitzero"`
+	Spool      *daemon.SpoolStats    `json:"spool,omitempty"`
+	Sender     *sender.Status        `json:"sender,omitempty"`
+	Rejected   []sender.RejectedInfo `json:"rejected,omitempty"`
+	// Questions are those not yet delivered.
+	Questions []QuestionInfo `json:"questions"`
+}
+
+// EnrollmentInfo is the enrollment without its secrets.
+type EnrollmentInfo struct {
+	DeviceID            string    `json:"deviceId"`
+	ExpiresAt           time.Time `json:"credentialExpiresAt"`
+	Endpoints           []string  `json:"endpoints"`
+	EnrolledAt          time.Time `json:"enrolledAt"`
+	MaxRecordsPerSecond int       `json:"maxRecordsPerSecond,omitempty"`
+}
+
+// QuestionInfo is one question not yet delivered.
+type QuestionInfo struct {
+	ID       string    `json:"id"`
+	State    string    `json:"state"`
+	Asked    time.Time `json:"asked"`
+	Seq      uint64    `json:"seq,omitempty"`
+	Rejected string    `json:"rejected,omitempty"`
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs, c := newFlagSet("status", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected arguments %q", pos)
+	}
+	r, err := c.resolve(stderr, true)
+	if err != nil {
+		return err
+	}
+	rep, err := collectStatus(r)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printStatus(stdout, rep, time.Now())
+	return nil
+}
+
+func collectStatus(r resolved) (Report, error) {
+	lay := config.Layout{Root: r.stateDir}
+	rep := Report{StateDir: r.stateDir, Daemon: "unknown", Questions: []QuestionInfo{}}
+	if st, err := enroll.Load(lay.Enrollment()); err != nil {
+		if errors.Is(err, enroll.ErrNotEnrolled) {
+			rep.EnrollmentError = "not enrolled"
+		} else {
+			rep.EnrollmentError = err.Error()
+		}
+	} else {
+		rep.Enrollment = &EnrollmentInfo{DeviceID: st.DeviceID, ExpiresAt: st.ExpiresAt, Endpoints: st.Endpoints, EnrolledAt: st.EnrolledAt, MaxRecordsPerSecond: st.MaxRecordsPerSecond}
+	}
+
+	snap, snapErr := daemon.ReadSnapshot(lay.Status())
+	if _, err := os.Stat(lay.Spool()); err != nil {
+		rep.Daemon = "stopped" // never ran here
+		rep.Spool = &daemon.SpoolStats{PendingRecords: map[string]int{}, PendingBytes: map[string]int64{}}
+	} else if sp, _, err := spool.Open(spool.Options{Dir: lay.Spool(), MaxQuestionBytes: r.cfg.SpoolMaxQuestionBytes, MaxTelemetryBytes: r.cfg.SpoolMaxTelemetryBytes, SegmentBytes: r.cfg.SpoolSegmentBytes}); err == nil {
+		rep.Daemon = "stopped"
+		stats := daemon.StatsOf(sp.Stats())
+		rep.Spool = &stats
+		sp.Close()
+	} else if errors.Is(err, spool.ErrLocked) {
+		rep.Daemon = "running"
+	}
+	if snapErr == nil {
+		if rep.Spool == nil {
+			rep.Spool, rep.SnapshotAt = &snap.Spool, snap.WrittenAt
+		}
+		if rep.Daemon == "running" {
+			rep.DaemonPID = snap.PID
+		}
+		s := snap.Sender
+		rep.Sender = &s
+		rep.Rejected = s.Rejected
+	}
+	if rs, err := sender.ReadRejected(lay.Rejected()); err == nil {
+		rep.Rejected = nil
+		for _, x := range rs {
+			rep.Rejected = append(rep.Rejected, sender.RejectedInfo{Seq: x.Record.Seq, Kind: x.Record.Kind, Status: x.Status, Code: x.Code, Message: x.Message, RejectedAt: x.RejectedAt, Attempts: x.Attempts})
+		}
+	}
+
+	entries, err := questions.ReadLedger(lay.Questions())
+	if err != nil {
+		return rep, err
+	}
+	queued, _, _ := questions.List(lay.Inbox())
+	for _, q := range queued {
+		if _, ok := entries[q.ID]; !ok {
+			rep.Questions = append(rep.Questions, QuestionInfo{ID: q.ID, State: questions.StateQueued, Asked: q.Time})
+		}
+	}
+	for id, e := range entries {
+		if e.State() != questions.StateDelivered {
+			rep.Questions = append(rep.Questions, QuestionInfo{ID: id, State: e.State(), Asked: e.Asked, Seq: e.Seq, Rejected: e.Rejected})
+		}
+	}
+	sort.Slice(rep.Questions, func(i, j int) bool { return rep.Questions[i].Asked.Before(rep.Questions[j].Asked) })
+	return rep, nil
+}
+
+func printStatus(w io.Writer, rep Report, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(f, a...)) }
+	row("State directory", "%s", rep.StateDir)
+	if e := rep.Enrollment; e != nil {
+		row("Device", "%s", e.DeviceID)
+		row("Credential", "valid until %s", when(e.ExpiresAt, now))
+		eps := make([]string, len(e.Endpoints))
+		for i, ep := range e.Endpoints {
+			eps[i] = ep
+			if rep.Sender != nil && rep.Sender.Endpoint == ep && rep.Daemon == "running" {
+				eps[i] += " (in use)"
+			}
+		}
+		row("Endpoints", "%s", strings.Join(eps, ", "))
+		if e.MaxRecordsPerSecond > 0 {
+			row("Drain rate", "at most %d records/s", e.MaxRecordsPerSecond)
+		}
+	} else {
+		row("Device", "%s", rep.EnrollmentError)
+	}
+	switch {
+	case rep.Daemon == "running" && rep.DaemonPID != 0:
+		row("Agent", "running (pid %d)", rep.DaemonPID)
+	default:
+		row("Agent", "%s", rep.Daemon)
+	}
+	if s := rep.Spool; s != nil {
+		prefix := ""
+		if !rep.SnapshotAt.IsZero() {
+			prefix = fmt.Sprintf("as of %s: ", when(rep.SnapshotAt, now))
+		}
+		row("Spool", "%squestions %d (%s), telemetry %d (%s), %d pending", prefix,
+			s.PendingRecords[string(spool.Questions)], bytesText(s.PendingBytes[string(spool.Questions)]),
+			s.PendingRecords[string(spool.Telemetry)], bytesText(s.PendingBytes[string(spool.Telemetry)]),
+			s.PendingRecords[string(spool.Questions)]+s.PendingRecords[string(spool.Telemetry)])
+		if s.OldestUnsent.IsZero() {
+			row("Oldest unsent", "none")
+		} else {
+			row("Oldest unsent", "%s", when(s.OldestUnsent, now))
+		}
+		if s.LastAck.IsZero() {
+			row("Last ack", "never")
+		} else {
+			row("Last ack", "%s (through seq %d)", when(s.LastAck, now), s.LastAckedSeq)
+		}
+		if s.Dropped > 0 {
+			row("Dropped telemetry", "%d records (spool full)", s.Dropped)
+		}
+	}
+	if snd := rep.Sender; snd != nil {
+		if snd.LastError != "" {
+			row("Last error", "%s (%s)", snd.LastError, when(snd.LastErrorAt, now))
+		}
+		if !snd.NextAttempt.IsZero() && rep.Daemon == "running" {
+			row("Next attempt", "%s", when(snd.NextAttempt, now))
+		}
+		if b := snd.Blocked; b != nil {
+			row("Rejected batch", "seq %d-%d (%d records) refused by the server since %s: HTTP %d %s %s; kept in the spool, retried every few minutes",
+				b.FirstSeq, b.LastSeq, b.Records, when(b.Since, now), b.Status, b.Code, b.Message)
+		}
+	}
+	if len(rep.Rejected) == 0 {
+		row("Rejected records", "none")
+	} else {
+		row("Rejected records", "%d kept aside and retried", len(rep.Rejected))
+		for _, x := range rep.Rejected {
+			fmt.Fprintf(tw, "\tseq %d %s: HTTP %d %s, %d attempts since %s\n", x.Seq, x.Kind, x.Status, x.Code, x.Attempts, when(x.RejectedAt, now))
+		}
+	}
+	row("Questions not yet delivered", "%d", len(rep.Questions))
+	for _, q := range rep.Questions {
+		state := q.State
+		if q.Rejected != "" {
+			state += " (" + q.Rejected + ")"
+		}
+		fmt.Fprintf(tw, "\t%s %s, asked %s\n", q.ID, state, when(q.Asked, now))
+	}
+	tw.Flush()
+}
+
+func when(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t).Round(time.Second)
+	rel := d.String() + " ago"
+	if d < 0 {
+		rel = "in " + (-d).String()
+	}
+	if d > 48*time.Hour || d < -48*time.Hour {
+		rel = fmt.Sprintf("%d days", int(d.Hours()/24))
+		if d < 0 {
+			rel = fmt.Sprintf("in %d days", int(-d.Hours()/24))
+		} else {
+			rel += " ago"
+		}
+	}
+	return fmt.Sprintf("%s (%s)", t.UTC().Format("2006-01-02 15:04:05 UTC"), rel)
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

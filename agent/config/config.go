@@ -1,0 +1,348 @@
+// Package config holds the agent's settings: defaults, the config file (simple "key = value" lines), flags
+// that override it, and the per-OS locations of the state directory and the config file.
+//
+// The config file has one setting per line, "key = value"; blank lines, lines starting with '#' and
+// anything after " #" are ignored; durations use Go syntax ("90s", "10m", "1h"); sizes are bytes with an optional KiB, MiB or GiB
+// suffix. Unknown keys are an error, so a typo does not go unnoticed. Every key is also a flag of the same
+// name with '-' for '_' (perf_interval → --perf-interval), and a flag wins over the file.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the agent can be told.
+type Config struct {
+	// StateDir holds enrollment, spool, inbox and ledgers; empty means the OS default (DefaultStateDir).
+	StateDir string
+	// LogLevel is "error", "warn" (default), "info" or "debug".
+	LogLevel string
+
+	// InventoryInterval is how often the inventory is sent even when unchanged; InventoryCheckInterval how
+	// often it is read to see whether it changed.
+	InventoryInterval      time.Duration
+	InventoryCheckInterval time.Duration
+	// PerfInterval is the period of performance samples.
+	PerfInterval time.Duration
+	// InboxPollInterval is how often the daemon looks for questions queued by "ask".
+	InboxPollInterval time.Duration
+	// StatusInterval is how often the daemon writes its status snapshot for the "status" command.
+	StatusInterval time.Duration
+
+	// Spool bounds.
+	SpoolMaxQuestionBytes  int64
+	SpoolMaxTelemetryBytes int64
+	SpoolSegmentBytes      int64
+	SpoolSyncInterval      time.Duration
+
+	// Sender timing.
+	BackoffMin               time.Duration
+	BackoffMax               time.Duration
+	RejectedRetryInterval    time.Duration
+	PrimaryRetryInterval     time.Duration
+	EndpointsRefreshInterval time.Duration
+	ConnectTimeout           time.Duration
+	RequestTimeout           time.Duration
+}
+
+// Default returns the built-in settings.
+func Default() Config {
+	return Config{
+		LogLevel:                 "warn",
+		InventoryInterval:        time.Hour,
+		InventoryCheckInterval:   5 * time.Minute,
+		PerfInterval:             time.Minute,
+		InboxPollInterval:        2 * time.Second,
+		StatusInterval:           10 * time.Second,
+		SpoolMaxQuestionBytes:    16 << 20,
+		SpoolMaxTelemetryBytes:   128 << 20,
+		SpoolSegmentBytes:        4 << 20,
+		SpoolSyncInterval:        time.Second,
+		BackoffMin:               time.Second,
+		BackoffMax:               10 * time.Minute,
+		RejectedRetryInterval:    10 * time.Minute,
+		PrimaryRetryInterval:     10 * time.Minute,
+		EndpointsRefreshInterval: time.Hour,
+		ConnectTimeout:           5 * time.Second,
+		RequestTimeout:           30 * time.Second,
+	}
+}
+
+type field struct {
+	help string
+	set  func(c *Config, v string) error
+	get  func(c *Config) string
+}
+
+func durationField(help string, p func(*Config) *time.Duration) field {
+	return field{
+		help: help,
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return err
+			}
+			if d <= 0 {
+				return errors.New("must be positive")
+			}
+			*p(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return p(c).String() },
+	}
+}
+
+func sizeField(help string, p func(*Config) *int64) field {
+	return field{
+		help: help,
+		set: func(c *Config, v string) error {
+			n, err := ParseSize(v)
+			if err != nil {
+				return err
+			}
+			*p(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(*p(c), 10) },
+	}
+}
+
+var fields = map[string]field{
+	"state_dir": {
+		help: "state directory (enrollment, spool, inbox); default per OS",
+		set:  func(c *Config, v string) error { c.StateDir = v; return nil },
+		get:  func(c *Config) string { return c.StateDir },
+	},
+	"log_level": {
+		help: "error, warn, info or debug",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "error", "warn", "info", "debug":
+				c.LogLevel = v
+				return nil
+			}
+			return errors.New("want error, warn, info or debug")
+		},
+		get: func(c *Config) string { return c.LogLevel },
+	},
+	"inventory_interval":         durationField("send the inventory at least this often", func(c *Config) *time.Duration { return &c.InventoryInterval }),
+	"inventory_check_interval":   durationField("read the inventory this often and send it when it changed", func(c *Config) *time.Duration { return &c.InventoryCheckInterval }),
+	"perf_interval":              durationField("period of performance samples", func(c *Config) *time.Duration { return &c.PerfInterval }),
+	"inbox_poll_interval":        durationField("how often run picks up questions queued by ask", func(c *Config) *time.Duration { return &c.InboxPollInterval }),
+	"status_interval":            durationField("how often run writes its status snapshot", func(c *Config) *time.Duration { return &c.StatusInterval }),
+	"spool_max_question_bytes":   sizeField("spool space for questions", func(c *Config) *int64 { return &c.SpoolMaxQuestionBytes }),
+	"spool_max_telemetry_bytes":  sizeField("spool space for telemetry (oldest evicted first)", func(c *Config) *int64 { return &c.SpoolMaxTelemetryBytes }),
+	"spool_segment_bytes":        sizeField("size of one spool segment file", func(c *Config) *int64 { return &c.SpoolSegmentBytes }),
+	"spool_sync_interval":        durationField("how often telemetry is fsynced (questions always are)", func(c *Config) *time.Duration { return &c.SpoolSyncInterval }),
+	"backoff_min":                durationField("first retry delay after a failure", func(c *Config) *time.Duration { return &c.BackoffMin }),
+	"backoff_max":                durationField("longest retry delay", func(c *Config) *time.Duration { return &c.BackoffMax }),
+	"rejected_retry_interval":    durationField("how often a batch or record the server rejected is tried again", func(c *Config) *time.Duration { return &c.RejectedRetryInterval }),
+	"primary_retry_interval":     durationField("how often the first endpoint is tried again while on another", func(c *Config) *time.Duration { return &c.PrimaryRetryInterval }),
+	"endpoints_refresh_interval": durationField("how often the endpoint list is fetched", func(c *Config) *time.Duration { return &c.EndpointsRefreshInterval }),
+	"connect_timeout":            durationField("TCP and TLS connect timeout", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
+	"request_timeout":            durationField("timeout of one whole HTTP request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+}
+
+// Keys returns the setting names, sorted.
+func Keys() []string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Help describes a key.
+func Help(key string) string { return fields[key].help }
+
+// Set applies one setting.
+func (c *Config) Set(key, value string) error {
+	f, ok := fields[key]
+	if !ok {
+		return fmt.Errorf("unknown setting %q", key)
+	}
+	if err := f.set(c, strings.TrimSpace(value)); err != nil {
+		return fmt.Errorf("setting %s=%q: %w", key, value, err)
+	}
+	return nil
+}
+
+// Get returns a setting as text.
+func (c *Config) Get(key string) string {
+	f, ok := fields[key]
+	if !ok {
+		return ""
+	}
+	return f.get(c)
+}
+
+// Parse applies the settings read from r (the config file format) to c.
+func (c *Config) Parse(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.Index(line, " #"); i >= 0 { // a comment after the value
+			line = strings.TrimSpace(line[:i])
+		}
+		if i := strings.Index(line, "\t#"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("line %d: want key = value", n)
+		}
+		if err := c.Set(strings.TrimSpace(k), v); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+	}
+	return sc.Err()
+}
+
+// LoadFile applies the config file at path. A missing file is an error only when required.
+func (c *Config) LoadFile(path string, required bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) && !required {
+			return nil
+		}
+		return fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	if err := c.Parse(f); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks relations between settings.
+func (c *Config) Validate() error {
+	if c.BackoffMin > c.BackoffMax {
+		return fmt.Errorf("backoff_min %s exceeds backoff_max %s", c.BackoffMin, c.BackoffMax)
+	}
+	if c.SpoolSegmentBytes <= 0 || c.SpoolMaxQuestionBytes <= 0 || c.SpoolMaxTelemetryBytes <= 0 {
+		return errors.New("spool sizes must be positive")
+	}
+	return nil
+}
+
+// ParseSize reads a byte count with an optional KiB, MiB or GiB suffix.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(s, suffix) {
+			mult = m
+			s = strings.TrimSpace(strings.TrimSuffix(s, suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive size", s)
+	}
+	return n * mult, nil
+}
+
+// Env is the part of the process environment the defaults depend on.
+type Env struct {
+	GOOS   string
+	Getenv func(string) string
+	// Root is true when running as root (Unix) or as a service/administrator (Windows, where the
+	// machine-wide directory is used regardless).
+	Root bool
+}
+
+const appName = "supportstack-agent"
+
+// DefaultStateDir is where the agent keeps its state, by OS convention.
+func DefaultStateDir(e Env) string {
+	home := e.Getenv("HOME")
+	switch e.GOOS {
+	case "windows":
+		pd := e.Getenv("ProgramData")
+		if pd == "" {
+			pd = `C:\ProgramData`
+		}
+		return pd + `\` + appName
+	case "darwin":
+		if e.Root || home == "" {
+			return "/Library/Application Support/" + appName
+		}
+		return filepath.Join(home, "Library", "Application Support", appName)
+	default:
+		if e.Root {
+			return "/var/lib/" + appName
+		}
+		if x := e.Getenv("XDG_STATE_HOME"); x != "" {
+			return filepath.Join(x, appName)
+		}
+		if home == "" {
+			return "/var/lib/" + appName
+		}
+		return filepath.Join(home, ".local", "state", appName)
+	}
+}
+
+// DefaultConfigFile is where the config file is looked for when --config is not given.
+func DefaultConfigFile(e Env) string {
+	home := e.Getenv("HOME")
+	switch e.GOOS {
+	case "windows", "darwin":
+		return joinFor(e.GOOS, DefaultStateDir(e), "agent.conf")
+	default:
+		if e.Root {
+			return "/etc/" + appName + "/agent.conf"
+		}
+		if x := e.Getenv("XDG_CONFIG_HOME"); x != "" {
+			return filepath.Join(x, appName, "agent.conf")
+		}
+		if home == "" {
+			return "/etc/" + appName + "/agent.conf"
+		}
+		return filepath.Join(home, ".config", appName, "agent.conf")
+	}
+}
+
+func joinFor(goos, dir, name string) string {
+	if goos == "windows" {
+		return dir + `\` + name
+	}
+	return dir + "/" + name
+}
+
+// Layout names the files in the state directory.
+type Layout struct{ Root string }
+
+// Enrollment is the device's identity: ID, credential, endpoints, enrollment token (mode 0600).
+func (l Layout) Enrollment() string { return filepath.Join(l.Root, "enrollment.json") }
+
+// Spool is the durable spool's directory.
+func (l Layout) Spool() string { return filepath.Join(l.Root, "spool") }
+
+// Inbox holds questions queued by "ask" and not yet taken into the spool.
+func (l Layout) Inbox() string { return filepath.Join(l.Root, "inbox") }
+
+// Questions is the question ledger: ID → spool seq, delivery time.
+func (l Layout) Questions() string { return filepath.Join(l.Root, "questions.json") }
+
+// Collect is the collectors' memory: last boot time, inventory hash.
+func (l Layout) Collect() string { return filepath.Join(l.Root, "collect.json") }
+
+// Status is the daemon's latest status snapshot.
+func (l Layout) Status() string { return filepath.Join(l.Root, "status.json") }
+
+// Rejected holds records the server refused for good, kept and retried slowly.
+func (l Layout) Rejected() string { return filepath.Join(l.Root, "rejected") }

@@ -1,0 +1,223 @@
+// Package daemon is the agent's "run" command: it opens the spool, starts the collectors, the inbox intake and
+// the sender, and writes a status snapshot for the "status" command, until its context is cancelled.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/supportstack/supportstack/agent/client"
+	"github.com/supportstack/supportstack/agent/collect"
+	"github.com/supportstack/supportstack/agent/config"
+	"github.com/supportstack/supportstack/agent/enroll"
+	"github.com/supportstack/supportstack/agent/questions"
+	"github.com/supportstack/supportstack/agent/sender"
+	"github.com/supportstack/supportstack/agent/spool"
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// Options configure Run.
+type Options struct {
+	Config       config.Config
+	StateDir     string
+	AgentVersion string
+	Log          *slog.Logger
+	// SharedInbox lets every local user queue questions (the daemon runs as root or a service).
+	SharedInbox bool
+}
+
+// ledgerRetention is how long delivered questions stay in the ledger.
+const ledgerRetention = 90 * 24 * time.Hour
+
+// Run runs the agent until ctx is done. It returns nil after a clean shutdown.
+func Run(ctx context.Context, o Options) error {
+	cfg, log := o.Config, o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lay := config.Layout{Root: o.StateDir}
+	st, err := enroll.Load(lay.Enrollment())
+	if err != nil {
+		return err
+	}
+	sp, err := openSpool(ctx, lay, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := sp.Close(); err != nil {
+			log.Error("Cannot close the spool", "err", err)
+		}
+	}()
+	ledger, err := questions.OpenLedger(lay.Questions())
+	if err != nil {
+		return err
+	}
+	if err := questions.PrepareInbox(lay.Inbox(), o.SharedInbox); err != nil {
+		return err
+	}
+
+	hc := client.NewHTTPClient(cfg.ConnectTimeout, cfg.RequestTimeout)
+	defer hc.CloseIdleConnections()
+	snd := sender.New(sender.Options{
+		Spool:                    sp,
+		Client:                   &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + o.AgentVersion},
+		State:                    st,
+		SaveState:                func(s enroll.State) error { return enroll.Save(lay.Enrollment(), s) },
+		AgentVersion:             o.AgentVersion,
+		RejectedDir:              lay.Rejected(),
+		OnAck:                    func(recs []protocol.Record, at time.Time) { markDelivered(ledger, recs, at, log) },
+		OnReject:                 func(r protocol.Record, reason string) { markRejected(ledger, r, reason, log) },
+		Log:                      log.With("component", "sender"),
+		BackoffMin:               cfg.BackoffMin,
+		BackoffMax:               cfg.BackoffMax,
+		RejectedRetryInterval:    cfg.RejectedRetryInterval,
+		PrimaryRetryInterval:     cfg.PrimaryRetryInterval,
+		EndpointsRefreshInterval: cfg.EndpointsRefreshInterval,
+	})
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = snd.Run(ctx) })
+	wg.Go(func() {
+		_ = collect.Run(ctx, collect.Options{
+			StatePath:              lay.Collect(),
+			InventoryInterval:      cfg.InventoryInterval,
+			InventoryCheckInterval: cfg.InventoryCheckInterval,
+			PerfInterval:           cfg.PerfInterval,
+			AgentVersion:           o.AgentVersion,
+			Log:                    log.With("component", "collect"),
+			Sink: func(kind protocol.Kind, t time.Time, data json.RawMessage) error {
+				if _, err := sp.Append(spool.Telemetry, kind, t, data); err != nil {
+					return err
+				}
+				snd.Notify()
+				return nil
+			},
+		})
+	})
+	wg.Go(func() { intakeLoop(ctx, lay, cfg.InboxPollInterval, sp, ledger, snd.Notify, log) })
+	snaps := &snapshots{lay: lay, version: o.AgentVersion, sp: sp, snd: snd, log: log}
+	wg.Go(func() { snaps.loop(ctx, cfg.StatusInterval) })
+	log.Info("Agent running", "deviceId", st.DeviceID, "stateDir", o.StateDir)
+	<-ctx.Done()
+	wg.Wait()
+	snaps.write(false)
+	return nil
+}
+
+// openSpool opens the spool; a lock held briefly (by a "status" command) is waited for, one held longer means
+// another daemon runs.
+func openSpool(ctx context.Context, lay config.Layout, cfg config.Config, log *slog.Logger) (*spool.Spool, error) {
+	opts := spool.Options{
+		Dir:                   lay.Spool(),
+		MaxQuestionBytes:      cfg.SpoolMaxQuestionBytes,
+		MaxTelemetryBytes:     cfg.SpoolMaxTelemetryBytes,
+		SegmentBytes:          cfg.SpoolSegmentBytes,
+		TelemetrySyncInterval: cfg.SpoolSyncInterval,
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		sp, rec, err := spool.Open(opts)
+		if err == nil {
+			if rec.TornTails > 0 || len(rec.SetAside) > 0 {
+				log.Warn("Spool recovered after a crash", "tornTails", rec.TornTails, "setAsideFiles", len(rec.SetAside))
+			}
+			for _, a := range rec.SetAside {
+				log.Warn("Spool file set aside", "file", a.File, "records", a.Records, "fromSeq", a.FromSeq, "toSeq", a.ToSeq, "reason", a.Reason)
+			}
+			return sp, nil
+		}
+		if !errors.Is(err, spool.ErrLocked) {
+			return nil, fmt.Errorf("open spool: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("another supportstack-agent is running with this state directory (the spool is locked)")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func intakeLoop(ctx context.Context, lay config.Layout, every time.Duration, sp *spool.Spool, ledger *questions.Ledger, notify func(), log *slog.Logger) {
+	appendQ := func(t time.Time, data json.RawMessage) (uint64, error) {
+		seq, err := sp.Append(spool.Questions, protocol.KindQuestion, t, data)
+		if errors.Is(err, spool.ErrInvalidRecord) {
+			return 0, fmt.Errorf("%w: %w", questions.ErrRefused, err)
+		}
+		return seq, err
+	}
+	if err := ledger.Prune(time.Now().Add(-ledgerRetention)); err != nil {
+		log.Warn("Cannot prune the question ledger", "err", err)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastErr string
+	var lastLogged time.Time
+	for {
+		taken, err := questions.Intake(lay.Inbox(), ledger, appendQ, time.Now(), log)
+		if len(taken) > 0 {
+			log.Info("Questions queued for delivery", "count", len(taken))
+			notify()
+		}
+		if err != nil {
+			// A full spool keeps the question in the inbox: nothing is lost, it is tried again. Logged when the
+			// error changes and every 10 minutes, not at every poll.
+			if err.Error() != lastErr || time.Since(lastLogged) > 10*time.Minute {
+				log.Error("Cannot take questions from the inbox", "err", err)
+				lastErr, lastLogged = err.Error(), time.Now()
+			}
+		} else {
+			lastErr = ""
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func markDelivered(ledger *questions.Ledger, recs []protocol.Record, at time.Time, log *slog.Logger) {
+	var ids []string
+	for _, r := range recs {
+		if r.Kind != protocol.KindQuestion {
+			continue
+		}
+		if q, err := protocol.ParseQuestion(r.Data); err == nil {
+			ids = append(ids, q.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if err := ledger.Delivered(ids, at); err != nil {
+		log.Error("Cannot record question delivery", "err", err)
+	}
+}
+
+func markRejected(ledger *questions.Ledger, r protocol.Record, reason string, log *slog.Logger) {
+	if r.Kind != protocol.KindQuestion {
+		return
+	}
+	q, err := protocol.ParseQuestion(r.Data)
+	if err != nil {
+		return
+	}
+	if err := ledger.Rejected(q.ID, reason); err != nil {
+		log.Error("Cannot record a rejected question", "err", err)
+	}
+}
+
+// pid is this process, for the snapshot.
+var pid = os.Getpid()

@@ -1,0 +1,284 @@
+// Command bench measures supportstack's data path on this machine and prints the figures the README reports:
+//
+//   - ingest throughput: one `supportstack ingest` process against one local MinIO, many simulated agents
+//     sending 50-record batches, next to two references measured in the same run on the same MinIO:
+//     (a) the same objects written directly with minio-go — the overhead of ingest itself — and
+//     (b) the storage limit: the same records as 2,000-record gzip objects from 8 writers;
+//   - the agent's spool append rate with the fsync policy the agent uses;
+//   - the agent's memory while idle and while draining a backlog, and its drain rate (when the agent binary
+//     is given).
+//
+// Run it with `make bench`.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+const (
+	bucket          = "supportstack"
+	recordsPerBatch = 50
+	bigObject       = 2000
+	bigWriters      = 8
+)
+
+type options struct {
+	supportstack string
+	agent        string
+	duration     time.Duration
+	agents       int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.supportstack, "supportstack", "bin/supportstack", "the supportstack binary (runs ingest)")
+	flag.StringVar(&o.agent, "agent", "bin/supportstack-agent", "the agent binary; empty skips the agent figures")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput phase runs")
+	flag.IntVar(&o.agents, "agents", 32, "concurrent simulated agents")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	work, err := os.MkdirTemp("", "supportstack-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	srv, err := miniotest.StartServer(miniotest.Options{}, work)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if _, err := objectstore.EnsureBucket(ctx, mc, bucket, 365); err != nil {
+		return err
+	}
+
+	fmt.Printf("supportstack bench — %s, %d concurrent agents, %s per phase\n\n", time.Now().UTC().Format("2006-01-02"), o.agents, o.duration)
+
+	ingestURL, stopIngest, err := startIngest(o.supportstack, srv, work)
+	if err != nil {
+		return err
+	}
+	defer stopIngest()
+
+	ingestRate, err := ingestThroughput(ctx, ingestURL, o)
+	if err != nil {
+		return err
+	}
+	direct, err := directThroughput(ctx, mc, o.agents, recordsPerBatch, o.duration)
+	if err != nil {
+		return err
+	}
+	limit, err := directThroughput(ctx, mc, bigWriters, bigObject, o.duration)
+	if err != nil {
+		return err
+	}
+	fmt.Println("Ingest (one process, one single-drive MinIO, 50-record gzip batches)")
+	fmt.Printf("  through ingest:                               %8.0f records/s\n", ingestRate)
+	fmt.Printf("  (a) same objects directly with minio-go:      %8.0f records/s   ingest/(a) = %.2f\n", direct, ingestRate/direct)
+	fmt.Printf("  (b) storage limit, 2000-record objects x8:    %8.0f records/s   ingest/(b) = %.2f\n\n", limit, ingestRate/limit)
+
+	if err := spoolFigures(work); err != nil {
+		return err
+	}
+	if o.agent != "" {
+		if err := agentFigures(ctx, o, ingestURL, work); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startIngest runs `supportstack ingest` as its own process, as the operator runs it, without a rate limit.
+func startIngest(bin string, srv *miniotest.Server, work string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	log, err := os.Create(filepath.Join(work, "ingest.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(bin, "ingest", "--listen-address="+addr, "--tenant=bench", "--bucket="+bucket,
+		"--storage-endpoints="+srv.URL, "--max-records-per-second=0", "--drain-records-per-second=0")
+	cmd.Env = append(os.Environ(), "STORAGE_ACCESS_KEY="+srv.AccessKey, "STORAGE_SECRET_KEY="+srv.SecretKey,
+		"ENROLLMENT_TOKEN=bench-token", "SIGNING_KEY=bench-signing-key-0123456789abcdef")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start ingest: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); log.Close() }
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url, stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("ingest not ready after 30s (log: %s)", log.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// perfRecord is a typical one-minute performance sample.
+func perfRecord(seq uint64, t time.Time) protocol.Record {
+	data := fmt.Sprintf(`{"cpuPercent":%d.5,"memUsedPercent":61.2,"load1":0.42,"uptime":%d,"disks":[{"mount":"/","usedPercent":48.1,"readBytes":123456,"writeBytes":654321}],"net":{"rxBytes":%d,"txBytes":%d}}`,
+		seq%100, seq*60, seq*1500, seq*900)
+	return protocol.Record{Seq: seq, Kind: protocol.KindPerf, Time: t, Data: json.RawMessage(data)}
+}
+
+func enroll(ctx context.Context, url string) (protocol.EnrollResponse, error) {
+	var er protocol.EnrollResponse
+	body, _ := json.Marshal(protocol.EnrollRequest{Hostname: "bench", OS: "linux", AgentVersion: "bench"})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+protocol.PathEnroll, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer bench-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return er, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return er, fmt.Errorf("enroll: %s: %s", resp.Status, b)
+	}
+	return er, json.NewDecoder(resp.Body).Decode(&er)
+}
+
+func gzipJSON(v any) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_ = json.NewEncoder(zw).Encode(v)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+// ingestThroughput runs o.agents simulated agents, each sending 50-record batches one after another, and
+// returns acknowledged records per second.
+func ingestThroughput(ctx context.Context, url string, o options) (float64, error) {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.agents}}
+	var acked atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(o.duration)
+	start := time.Now()
+	for range o.agents {
+		er, err := enroll(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		wg.Go(func() {
+			seq := uint64(1)
+			for time.Now().Before(deadline) {
+				recs := make([]protocol.Record, recordsPerBatch)
+				now := time.Now().UTC()
+				for i := range recs {
+					recs[i] = perfRecord(seq, now)
+					seq++
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+protocol.PathBatches,
+					bytes.NewReader(gzipJSON(protocol.Batch{DeviceID: er.DeviceID, Records: recs})))
+				req.Header.Set("Authorization", "Bearer "+er.Credential)
+				req.Header.Set("Content-Encoding", "gzip")
+				resp, err := hc.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("batch: %s", resp.Status)
+					}
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				acked.Add(recordsPerBatch)
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return float64(acked.Load()) / time.Since(start).Seconds(), nil
+}
+
+// directThroughput writes gzip NDJSON objects of perObject records from writers goroutines straight to MinIO
+// and returns records per second.
+func directThroughput(ctx context.Context, mc *minio.Client, writers, perObject int, d time.Duration) (float64, error) {
+	var written atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range writers {
+		wg.Go(func() {
+			device := fmt.Sprintf("%032x", w+1<<20)
+			seq := uint64(1)
+			for time.Now().Before(deadline) {
+				var buf bytes.Buffer
+				zw := gzip.NewWriter(&buf)
+				enc := json.NewEncoder(zw)
+				now := time.Now().UTC()
+				first := seq
+				for range perObject {
+					_ = enc.Encode(perfRecord(seq, now))
+					seq++
+				}
+				_ = zw.Close()
+				key := protocol.BatchKey(device, now, first, seq-1)
+				_, err := mc.PutObject(ctx, bucket, key, &buf, int64(buf.Len()), minio.PutObjectOptions{ContentType: "application/gzip"})
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				written.Add(int64(perObject))
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return float64(written.Load()) / time.Since(start).Seconds(), nil
+}
