@@ -78,7 +78,11 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 			r.log.Info("Cannot fetch the endpoint list", "endpoint", ep, "err", err)
 			continue
 		}
-		st.Endpoints, st.MaxRecordsPerSecond, st.EndpointsRefreshedAt = resp.Endpoints, resp.MaxRecordsPerSecond, time.Now().UTC()
+		// An empty list means "keep yours".
+		if len(resp.Endpoints) > 0 {
+			st.Endpoints = resp.Endpoints
+		}
+		st.MaxRecordsPerSecond, st.EndpointsRefreshedAt = resp.MaxRecordsPerSecond, time.Now().UTC()
 		break
 	}
 	if err := enroll.Save(lay.Enrollment(), st); err != nil {

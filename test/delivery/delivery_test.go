@@ -1,0 +1,368 @@
+// Package delivery_test checks the product's first promise end to end, with the real binaries: nothing an agent
+// recorded is lost through a storage outage and an agent crash, and every record reaches the tenant's bucket
+// exactly once by (device, seq).
+package delivery_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/require"
+
+	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+const (
+	bucket          = "supportstack"
+	enrollmentToken = "delivery-test-token"
+)
+
+var supportstackBin, agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "delivery-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	root, err := localbin.RepoRoot()
+	if err == nil {
+		supportstackBin, agentBin = filepath.Join(dir, "supportstack"), filepath.Join(dir, "supportstack-agent")
+		for bin, pkg := range map[string]string{supportstackBin: "./cmd/supportstack", agentBin: "./cmd/supportstack-agent"} {
+			build := exec.Command("go", "build", "-o", bin, pkg)
+			build.Dir, build.Stderr = root, os.Stderr
+			if err = build.Run(); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process runs a binary until the test ends, its output in a log file.
+type process struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func start(t *testing.T, name string, env []string, bin string, args ...string) *process {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(log)
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	p := &process{cmd: cmd, log: log}
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		f.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(log)
+			t.Logf("%s log:\n%s", name, tail(out, 4000))
+		}
+	})
+	return p
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// kill signals the process and waits for it; a process already gone is fine.
+func (p *process) kill(sig syscall.Signal) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(sig)
+	_ = p.cmd.Wait()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startIngest runs `supportstack ingest` as the operator renders it.
+func startIngest(t *testing.T, storage ...*miniotest.Server) string {
+	t.Helper()
+	addr := freeAddr(t)
+	var urls []string
+	for _, s := range storage {
+		urls = append(urls, s.URL)
+	}
+	start(t, "ingest", []string{"STORAGE_ACCESS_KEY=" + storage[0].AccessKey, "STORAGE_SECRET_KEY=" + storage[0].SecretKey,
+		"ENROLLMENT_TOKEN=" + enrollmentToken, "SIGNING_KEY=delivery-test-signing-key-0123456789"},
+		supportstackBin, "ingest", "--listen-address="+addr, "--tenant=acme", "--bucket="+bucket,
+		"--storage-endpoints="+strings.Join(urls, ","), "--storage-health-interval=200ms", "--max-records-per-second=0")
+	url := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "ingest did not become ready")
+	return url
+}
+
+// agent is one PC's agent: its state folder and, while it runs, its process.
+type agent struct {
+	state string
+	run   *process
+}
+
+func agentCmd(t *testing.T, a *agent, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(agentBin, append(args, "--state-dir", a.state)...).CombinedOutput()
+	require.NoError(t, err, "supportstack-agent %s: %s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// fast makes the agent collect and retry on test time scales.
+var fast = []string{"--perf-interval=100ms", "--inbox-poll-interval=100ms", "--status-interval=100ms",
+	"--backoff-min=100ms", "--backoff-max=1s", "--spool-sync-interval=100ms"}
+
+func (a *agent) start(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"run", "--state-dir", a.state}, fast...)
+	a.run = start(t, "agent", nil, agentBin, append(args, extra...)...)
+}
+
+// ask queues a question and returns its ID.
+func (a *agent) ask(t *testing.T, text string) string {
+	t.Helper()
+	out := agentCmd(t, a, "ask", text)
+	id, state, ok := strings.Cut(strings.TrimSpace(out), " ")
+	require.True(t, ok, "ask printed %q", out)
+	require.Equal(t, "queued", state)
+	return id
+}
+
+type status struct {
+	Enrollment struct {
+		DeviceID string `json:"deviceId"`
+	} `json:"enrollment"`
+	Daemon string `json:"daemon"`
+	Spool  struct {
+		PendingRecords map[string]int `json:"pendingRecords"`
+		LastAckedSeq   uint64         `json:"lastAckedSeq"`
+		NextSeq        uint64         `json:"nextSeq"`
+		Dropped        uint64         `json:"dropped"`
+	} `json:"spool"`
+	Questions []struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	} `json:"questions"`
+}
+
+func (a *agent) status(t *testing.T) status {
+	t.Helper()
+	var s status
+	require.NoError(t, json.Unmarshal([]byte(agentCmd(t, a, "status", "--json")), &s))
+	return s
+}
+
+func (s status) pending() int {
+	n := 0
+	for _, c := range s.Spool.PendingRecords {
+		n += c
+	}
+	return n
+}
+
+// storedSeqs reads every batch object of a device and counts each seq.
+func storedSeqs(t *testing.T, mc *minio.Client, device string) map[uint64]int {
+	t.Helper()
+	ctx := context.Background()
+	seen := map[uint64]int{}
+	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(device), Recursive: true}) {
+		require.NoError(t, obj.Err)
+		o, err := mc.GetObject(ctx, bucket, obj.Key, minio.GetObjectOptions{})
+		require.NoError(t, err)
+		raw, err := io.ReadAll(o)
+		require.NoError(t, err)
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		require.NoError(t, err, obj.Key)
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var r protocol.Record
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &r), obj.Key)
+			seen[r.Seq]++
+		}
+		require.NoError(t, sc.Err())
+	}
+	return seen
+}
+
+func TestNothingIsLostThroughAStorageOutageAndAnAgentCrash(t *testing.T) {
+	ctx := context.Background()
+	srv := miniotest.Start(t, miniotest.Options{})
+	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	require.NoError(t, err)
+	_, err = objectstore.EnsureBucket(ctx, mc, bucket, 365)
+	require.NoError(t, err)
+	ingest := startIngest(t, srv)
+
+	agents := make([]*agent, 3)
+	questions := make([][]string, len(agents))
+	for i := range agents {
+		agents[i] = &agent{state: t.TempDir()}
+		agentCmd(t, agents[i], "enroll", "--url", ingest, "--token", enrollmentToken)
+		questions[i] = append(questions[i], agents[i].ask(t, fmt.Sprintf("PC %d: asked before the agent ran", i)))
+		agents[i].start(t)
+	}
+	// Everyone is delivering.
+	for _, a := range agents {
+		require.Eventually(t, func() bool { return a.status(t).Spool.LastAckedSeq > 5 }, 30*time.Second, 100*time.Millisecond)
+	}
+
+	// The storage goes down. Agents keep recording, and users keep asking.
+	srv.Stop()
+	for i, a := range agents {
+		questions[i] = append(questions[i], a.ask(t, fmt.Sprintf("PC %d: why is everything slow during the outage?", i)))
+	}
+	for _, a := range agents {
+		require.Eventually(t, func() bool { return a.status(t).pending() >= 20 }, 30*time.Second, 100*time.Millisecond,
+			"records must pile up in the spool while storage is down")
+	}
+	// One agent crashes in the middle of it and comes back.
+	agents[0].run.kill(syscall.SIGKILL)
+	questions[0] = append(questions[0], agents[0].ask(t, "PC 0: asked while the agent was down"))
+	agents[0].start(t)
+	require.Eventually(t, func() bool { return agents[0].status(t).Daemon == "running" }, 30*time.Second, 100*time.Millisecond)
+
+	require.NoError(t, srv.Restart())
+
+	for i, a := range agents {
+		s := drain(t, a)
+		require.Zero(t, s.pending(), "agent %d", i)
+		require.Zero(t, s.Spool.Dropped, "the spool had room: nothing may be evicted")
+		device := s.Enrollment.DeviceID
+		seen := storedSeqs(t, mc, device)
+		// Every record the agent produced, 1 … NextSeq-1, is in the bucket exactly once.
+		require.Greater(t, s.Spool.NextSeq, uint64(25), "agent %d produced too little to test anything", i)
+		var missing, duplicated []uint64
+		for seq := uint64(1); seq < s.Spool.NextSeq; seq++ {
+			switch seen[seq] {
+			case 0:
+				missing = append(missing, seq)
+			case 1:
+			default:
+				duplicated = append(duplicated, seq)
+			}
+		}
+		require.Empty(t, missing, "agent %d: records lost", i)
+		require.Empty(t, duplicated, "agent %d: records stored twice", i)
+		require.Len(t, seen, int(s.Spool.NextSeq-1), "agent %d: records the agent never produced", i)
+		for _, q := range questions[i] {
+			_, err := mc.StatObject(ctx, bucket, protocol.QuestionKey(device, q), minio.StatObjectOptions{})
+			require.NoError(t, err, "agent %d: question %s not stored", i, q)
+		}
+	}
+}
+
+func TestIngestFallsOverToThePeersStorage(t *testing.T) {
+	ctx := context.Background()
+	// Two sites with the same credentials, as the operator configures replication.
+	local := miniotest.Start(t, miniotest.Options{})
+	peer := miniotest.Start(t, miniotest.Options{AccessKey: local.AccessKey, SecretKey: local.SecretKey})
+	clients := map[string]*minio.Client{}
+	for name, s := range map[string]*miniotest.Server{"local": local, "peer": peer} {
+		mc, err := objectstore.NewClient(objectstore.Endpoint{URL: s.URL, AccessKey: s.AccessKey, SecretKey: s.SecretKey})
+		require.NoError(t, err)
+		_, err = objectstore.EnsureBucket(ctx, mc, bucket, 365)
+		require.NoError(t, err)
+		clients[name] = mc
+	}
+	ingest := startIngest(t, local, peer)
+	a := &agent{state: t.TempDir()}
+	agentCmd(t, a, "enroll", "--url", ingest, "--token", enrollmentToken)
+	a.start(t)
+	device := a.status(t).Enrollment.DeviceID
+	count := func(site string) int {
+		return len(storedSeqs(t, clients[site], device))
+	}
+	require.Eventually(t, func() bool { return count("local") > 5 }, 30*time.Second, 200*time.Millisecond)
+
+	local.Stop()
+	outage := time.Now()
+	require.Eventually(t, func() bool { return count("peer") > 5 }, 30*time.Second, 200*time.Millisecond,
+		"writes did not move to the peer's storage")
+	t.Logf("records reached the peer's storage %s after the local storage stopped", time.Since(outage).Round(10*time.Millisecond))
+	q := a.ask(t, "asked while the local storage is down")
+	require.Eventually(t, func() bool {
+		_, err := clients["peer"].StatObject(ctx, bucket, protocol.QuestionKey(device, q), minio.StatObjectOptions{})
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "the question was not stored on the peer")
+
+	require.NoError(t, local.Restart())
+	before := count("local")
+	require.Eventually(t, func() bool { return count("local") > before+5 }, 30*time.Second, 200*time.Millisecond,
+		"writes did not move back to the local storage")
+	// No record is missing from the two sites together; replication merges them later.
+	s := drain(t, a)
+	both := storedSeqs(t, clients["local"], device)
+	for seq, n := range storedSeqs(t, clients["peer"], device) {
+		both[seq] += n
+	}
+	for seq := uint64(1); seq < s.Spool.NextSeq; seq++ {
+		require.Positive(t, both[seq], "record %d is on neither site", seq)
+	}
+}
+
+// drain restarts the agent with collectors that stay quiet, waits until its spool is empty and no question is
+// left undelivered, stops it and returns its final status.
+func drain(t *testing.T, a *agent) status {
+	t.Helper()
+	a.run.kill(syscall.SIGTERM)
+	a.start(t, "--perf-interval=1h", "--inventory-interval=1h", "--inventory-check-interval=1h")
+	require.Eventually(t, func() bool {
+		s := a.status(t)
+		if s.pending() > 0 {
+			return false
+		}
+		for _, q := range s.Questions {
+			if q.State != "delivered" {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, 200*time.Millisecond, "the agent did not drain: %+v", a.status(t))
+	a.run.kill(syscall.SIGTERM)
+	return a.status(t)
+}
