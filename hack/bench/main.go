@@ -183,9 +183,14 @@ func enroll(ctx context.Context, url string) (protocol.EnrollResponse, error) {
 	return er, json.NewDecoder(resp.Body).Decode(&er)
 }
 
+// gzipWriters keep the simulated agents' compressors: a real agent has one, not one per batch.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
 func gzipJSON(v any) []byte {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	_ = json.NewEncoder(zw).Encode(v)
 	_ = zw.Close()
 	return buf.Bytes()
@@ -257,7 +262,8 @@ func directThroughput(ctx context.Context, mc *minio.Client, writers, perObject 
 			seq := uint64(1)
 			for time.Now().Before(deadline) {
 				var buf bytes.Buffer
-				zw := gzip.NewWriter(&buf)
+				zw := gzipWriters.Get().(*gzip.Writer)
+				zw.Reset(&buf)
 				enc := json.NewEncoder(zw)
 				now := time.Now().UTC()
 				first := seq
@@ -266,6 +272,7 @@ func directThroughput(ctx context.Context, mc *minio.Client, writers, perObject 
 					seq++
 				}
 				_ = zw.Close()
+				gzipWriters.Put(zw)
 				key := protocol.BatchKey(device, now, first, seq-1)
 				_, err := mc.PutObject(ctx, bucket, key, &buf, int64(buf.Len()), minio.PutObjectOptions{ContentType: "application/gzip"})
 				if err != nil {

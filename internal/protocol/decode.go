@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"sync"
 )
 
 // Limits bound what one batch request may hold. Each violation has its own status and code.
@@ -47,6 +48,9 @@ var questionIDPattern = regexp.MustCompile(`^[0-9A-Za-z-]{8,64}$`)
 // MaxQuestionBytes bounds a question's text.
 const MaxQuestionBytes = 16 << 10
 
+// gzipReaders are reused across requests: a reader's decompression tables are worth keeping.
+var gzipReaders sync.Pool
+
 // DecodeBatch reads and validates a batch body. contentEncoding is the request's Content-Encoding ("" or
 // "gzip"). Every error is a *RequestError.
 func DecodeBatch(body io.Reader, contentEncoding string, l Limits) (*Batch, error) {
@@ -60,8 +64,12 @@ func DecodeBatch(body io.Reader, contentEncoding string, l Limits) (*Batch, erro
 	switch contentEncoding {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
+		zr, _ := gzipReaders.Get().(*gzip.Reader)
+		if zr == nil {
+			zr = new(gzip.Reader)
+		}
+		defer gzipReaders.Put(zr)
+		if err := zr.Reset(bytes.NewReader(raw)); err != nil {
 			return nil, reject(http.StatusBadRequest, "bad_gzip", "body is not gzip: %v", err)
 		}
 		raw, err = io.ReadAll(io.LimitReader(zr, l.MaxDecodedBytes+1))
