@@ -123,7 +123,9 @@ func openSpool(ctx context.Context, lay config.Layout, cfg config.Config, log *s
 		SegmentBytes:          cfg.SpoolSegmentBytes,
 		TelemetrySyncInterval: cfg.SpoolSyncInterval,
 	}
-	deadline := time.Now().Add(3 * time.Second)
+	// "status" commands run back to back (a monitoring loop) can hold the lock most of the time; a daemon must
+	// still get it, so it tries often and for long enough.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		sp, rec, err := spool.Open(opts)
 		if err == nil {
@@ -144,7 +146,7 @@ func openSpool(ctx context.Context, lay config.Layout, cfg config.Config, log *s
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -264,7 +264,7 @@ func TestNothingIsLostThroughAStorageOutageAndAnAgentCrash(t *testing.T) {
 	agents[0].run.kill(syscall.SIGKILL)
 	questions[0] = append(questions[0], agents[0].ask(t, "PC 0: asked while the agent was down"))
 	agents[0].start(t)
-	require.Eventually(t, func() bool { return agents[0].status(t).Daemon == "running" }, 30*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return agents[0].status(t).Daemon == "running" }, 60*time.Second, 500*time.Millisecond)
 
 	require.NoError(t, srv.Restart())
 
