@@ -24,6 +24,7 @@ import (
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/promtest"
 )
 
 // tenantObjects are the objects a tenant without a dashboard host must have, by name.
@@ -192,24 +193,8 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 // conditionMetric reads supportstack_tenant_condition from the operator's metrics registry.
 func conditionMetric(t *testing.T, ns, name, typ, status string) float64 {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != "supportstack_tenant_condition" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["namespace"] == ns && labels["tenant"] == name && labels["type"] == typ && labels["status"] == status {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no supportstack_tenant_condition for %s/%s %s=%s", ns, name, typ, status)
-	return 0
+	return promtest.Value(t, ctrlmetrics.Registry, "supportstack_tenant_condition",
+		map[string]string{"namespace": ns, "tenant": name, "type": typ, "status": status})
 }
 
 func findCondition(t *v1alpha1.SupportTenant, typ string) metav1.Condition {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/supportstack/supportstack/internal/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/promtest"
 	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/webserver"
 )
@@ -243,34 +244,7 @@ func read(t testing.TB, s *miniotest.Server, key string) ([]byte, bool) {
 // metric reads one series from the harness's registry; a missing series reads as 0.
 func (h *harness) metric(name string, labels map[string]string) float64 {
 	h.t.Helper()
-	mfs, err := h.reg.Gather()
-	require.NoError(h.t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			default:
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+	return promtest.Value(h.t, h.reg, name, labels)
 }
 
 func containsAny(s string, subs ...string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/supportstack/supportstack/internal/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/promtest"
 )
 
 const bucket = "supportstack"
@@ -84,30 +85,7 @@ func attempts(t *testing.T, reg *prometheus.Registry, url, op string) float64 {
 // metricValue reads one counter or gauge from the registry; a series that does not exist reads as 0.
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue metrics
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return promtest.Value(t, reg, name, labels)
 }
 
 func TestFailoverAndFailback(t *testing.T) {
