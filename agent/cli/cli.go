@@ -153,6 +153,15 @@ func (c *common) addConfigFlags(fs *flag.FlagSet) {
 }
 
 // parse parses args, allowing flags after positional arguments ("ask 'text' --wait 5s").
+// parseNoArgs parses a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	return err
+}
+
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {

@@ -21,12 +21,8 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	token := fs.String("token", "", "enrollment token (visible to other users in the process list: prefer --token-file)")
 	tokenFile := fs.String("token-file", "", "file holding the enrollment token")
 	newDevice := fs.Bool("new-device", false, "enroll as a new device even when already enrolled")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
 	}
 	r, err := c.resolve(stderr, false)
 	if err != nil {

@@ -15,12 +15,8 @@ import (
 func cmdRun(args []string, _, stderr io.Writer) error {
 	fs, c := newFlagSet("run", stderr)
 	c.addConfigFlags(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
 	}
 	r, err := c.resolve(stderr, false)
 	if err != nil {

@@ -58,12 +58,8 @@ type QuestionInfo struct {
 func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlagSet("status", stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected arguments %q", pos)
 	}
 	r, err := c.resolve(stderr, true)
 	if err != nil {
