@@ -111,5 +111,5 @@ func TestNotReadyBeforeTheFirstHealthCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, s.Pool().Ready())
 	s.Pool().CheckHealth(context.Background())
-	require.True(t, s.Pool().Ready())
+	require.True(t, s.Pool().Ready(), "after one health round: %+v", s.Pool().State())
 }

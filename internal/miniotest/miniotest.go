@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"syscall"
@@ -122,23 +123,35 @@ func (s *Server) Restart() error {
 	s.cmd = cmd
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// MinIO's health endpoints answer before its S3 API is initialised; wait for an authenticated request.
+	// Ready means what a client and the operator will see: MinIO answers an authenticated S3 request (its
+	// health endpoints answer before the S3 API is initialised) and, a moment later, its cluster health check
+	// (which can still answer 503 right after the first S3 request succeeds).
 	mc, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, "")})
 	if err != nil {
 		s.Stop()
 		return fmt.Errorf("create client: %w", err)
 	}
-	for {
-		if _, err := mc.ListBuckets(ctx); err == nil {
-			return nil
+	ready := func() bool {
+		if _, err := mc.ListBuckets(ctx); err != nil {
+			return false
 		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/minio/health/cluster", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	for !ready() {
 		select {
 		case <-ctx.Done():
 			s.Stop()
 			return fmt.Errorf("MinIO at %s not ready after 60s", s.URL)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	return nil
 }
 
 // freeAddr finds a free loopback port. MinIO must be told a fixed address so that Restart can reuse it.
