@@ -52,10 +52,14 @@ func newChild[O client.Object, AC runtime.ApplyConfiguration](kind string, curre
 // rather than applied. ingestReplicas is the ingest Deployment's current replica count (-1 if it has none).
 func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []child {
 	om := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: t.Namespace, Name: name} }
-	out := []child{
-		newChild("ServiceAccount", &corev1.ServiceAccount{ObjectMeta: om(naming.ServiceAccount(t.Name))},
-			serviceAccount(t), corev1ac.ExtractServiceAccount),
+	// NetworkPolicies come first: a child that fails to apply must not leave the others running unfenced.
+	var out []child
+	for _, np := range c.networkPolicies(t) {
+		out = append(out, newChild("NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: om(*np.Name)},
+			np, networkingv1ac.ExtractNetworkPolicy))
 	}
+	out = append(out, newChild("ServiceAccount", &corev1.ServiceAccount{ObjectMeta: om(naming.ServiceAccount(t.Name))},
+		serviceAccount(t), corev1ac.ExtractServiceAccount))
 	for _, svc := range minioServices(t) {
 		out = append(out, newChild("Service", &corev1.Service{ObjectMeta: om(*svc.Name)}, svc, corev1ac.ExtractService))
 	}
@@ -82,10 +86,6 @@ func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []chil
 		if ing != nil {
 			out = append(out, newChild("Ingress", &networkingv1.Ingress{ObjectMeta: om(*ing.Name)}, ing, networkingv1ac.ExtractIngress))
 		}
-	}
-	for _, np := range c.networkPolicies(t) {
-		out = append(out, newChild("NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: om(*np.Name)},
-			np, networkingv1ac.ExtractNetworkPolicy))
 	}
 	return out
 }

@@ -59,9 +59,11 @@ func (s ServiceResolver) StorageURL(_ context.Context, t *v1alpha1.SupportTenant
 type Reconciler struct {
 	// Client must write with the operator's field owner (client.WithFieldOwner).
 	client.Client
-	Config   Config
-	Storage  StorageResolver
-	Recorder events.EventRecorder
+	// APIReader reads around the cache, for objects the cache may not show yet.
+	APIReader client.Reader
+	Config    Config
+	Storage   StorageResolver
+	Recorder  events.EventRecorder
 	// HTTPClient makes MinIO health checks; nil means http.DefaultClient.
 	HTTPClient *http.Client
 	// ResyncPeriod overrides DefaultResyncPeriod.
@@ -70,6 +72,7 @@ type Reconciler struct {
 
 // +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants/finalizers,verbs=update
 // +kubebuilder:rbac:groups=supportstack.io,resources=peerclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch
@@ -116,14 +119,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	obs := observation{generation: t.Generation, suspended: t.Spec.Suspend, retentionDays: t.Spec.Storage.RetentionDays}
 	err := r.converge(ctx, t, &obs)
-	if statusErr := r.writeStatus(ctx, t, obs); statusErr != nil {
-		err = errors.Join(err, statusErr)
-	}
-	if errors.Is(err, reconcile.TerminalError(nil)) {
+	statusErr := r.writeStatus(ctx, t, obs)
+	if errors.Is(err, reconcile.TerminalError(nil)) && statusErr == nil {
 		// Retrying at once cannot help (the condition and a Warning event say what a human must do), but the
 		// obstacle may go away without any event the operator watches: look again at the next resync.
 		return ctrl.Result{RequeueAfter: r.resyncPeriod(obs)}, nil
 	}
+	err = errors.Join(err, statusErr)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -151,21 +153,21 @@ func (r *Reconciler) resyncPeriod(obs observation) time.Duration {
 // converge runs the steps in order and stops at the first error, which it also records in obs.
 func (r *Reconciler) converge(ctx context.Context, t *v1alpha1.SupportTenant, obs *observation) error {
 	credentials, err := r.credentialsStep(ctx, t)
-	if err == nil {
-		err = r.childrenStep(ctx, t)
+	if err != nil {
+		obs.applyErr = err
+		return errors.Join(err, r.observeWorkloads(ctx, t, obs))
 	}
+	err = r.childrenStep(ctx, t)
 	if err != nil {
 		obs.applyErr = err
 	}
-	// The workloads are observed even after a failed step, so that the status stays true to what exists.
+	// The workloads and MinIO are observed even after a child failed to apply (an Ingress refused by an
+	// admission webhook, say), so that the status stays true to what exists.
 	if oerr := r.observeWorkloads(ctx, t, obs); oerr != nil {
 		return errors.Join(err, oerr)
 	}
-	if err != nil {
-		return err
-	}
 	r.storageStep(ctx, t, credentials, obs)
-	return nil
+	return err
 }
 
 // credentialsStep ensures the credentials Secret and announces its creation.
@@ -247,10 +249,14 @@ func (r *Reconciler) getOptional(ctx context.Context, t *v1alpha1.SupportTenant,
 // storageStep checks MinIO's health and bootstraps the bucket once MinIO's servers are ready. Its failures are
 // conditions, not reconcile errors: an unreachable MinIO is observed state, retried at the next resync.
 func (r *Reconciler) storageStep(ctx context.Context, t *v1alpha1.SupportTenant, credentials map[string][]byte, obs *observation) {
-	if t.Spec.Suspend || obs.storage.ready == 0 {
+	if t.Spec.Suspend {
 		return
 	}
 	obs.storageChecked = true
+	if obs.storage.ready == 0 {
+		obs.storageErr = errors.New("no MinIO server is ready")
+		return
+	}
 	url, err := r.Storage.StorageURL(ctx, t)
 	if err != nil {
 		obs.storageErr = fmt.Errorf("resolve storage address: %w", err)
@@ -273,13 +279,19 @@ func (r *Reconciler) storageStep(ctx context.Context, t *v1alpha1.SupportTenant,
 		obs.bucketErr = err
 		return
 	}
-	changes, err := objectstore.EnsureBucket(ctx, mc, naming.BucketName, int(t.Spec.Storage.RetentionDays))
+	// A MinIO that passes its health check and then hangs must not hold up the reconciles of other tenants.
+	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
+	defer cancel()
+	changes, err := objectstore.EnsureBucket(bctx, mc, naming.BucketName, int(t.Spec.Storage.RetentionDays))
 	for _, c := range changes {
 		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, string(c), ActionBootstrapStorage, "%s",
 			changeMessage(c, t.Spec.Storage.RetentionDays))
 	}
 	obs.bucketErr = err
 }
+
+// bucketTimeout bounds the bucket bootstrap of one reconcile.
+const bucketTimeout = 15 * time.Second
 
 // changeMessage describes an objectstore change in an event.
 func changeMessage(c objectstore.Change, retentionDays int32) string {

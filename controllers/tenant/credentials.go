@@ -65,9 +65,7 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, t *v1alpha1.SupportT
 		}
 		if err := r.Create(ctx, secret); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				// The cache only holds Secrets with the operator's labels: this one was made by someone else.
-				return nil, false, reconcile.TerminalError(fmt.Errorf(
-					"secret %s exists and is not managed by supportstack: rename or delete it", name))
+				return r.existingCredentials(ctx, t, name)
 			}
 			return nil, false, fmt.Errorf("create Secret %s: %w", name, err)
 		}
@@ -94,6 +92,21 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, t *v1alpha1.SupportT
 		return nil, false, fmt.Errorf("add missing keys to Secret %s: %w", name, err)
 	}
 	return missing.Data, true, nil
+}
+
+// existingCredentials reads a credentials Secret that the cache did not show, from the API server. Either the
+// cache lags behind the operator's own create (the Secret is the tenant's: use it), or the Secret was made by
+// someone else (the cache only holds Secrets with the operator's labels): that is not retried.
+func (r *Reconciler) existingCredentials(ctx context.Context, t *v1alpha1.SupportTenant, name string) (map[string][]byte, bool, error) {
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: name}, secret); err != nil {
+		return nil, false, fmt.Errorf("get Secret %s: %w", name, err)
+	}
+	if isControlledBy(secret, t) {
+		return secret.Data, false, nil
+	}
+	return nil, false, reconcile.TerminalError(fmt.Errorf(
+		"secret %s exists and is not managed by supportstack: rename or delete it", name))
 }
 
 // fillCredentials generates the keys data lacks and leaves the others alone.

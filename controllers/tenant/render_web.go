@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -107,7 +108,9 @@ func ingestReplicas(spec v1alpha1.IngestSpec, current int32) int32 {
 // dashboardDeployment renders the web dashboard.
 func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant) *appsv1ac.DeploymentApplyConfiguration {
 	args := append([]string{"dashboard"}, c.storageArgs(t)...)
-	args = append(args, "--display-name="+t.Spec.DisplayName)
+	// The kubelet expands $(VAR) in args from the container's env, which holds the storage credentials: the
+	// name is the customer's text and must stay text.
+	args = append(args, "--display-name="+strings.ReplaceAll(t.Spec.DisplayName, "$", "$$"))
 	return c.webDeployment(t, naming.ComponentDashboard, replicasOrZero(t, t.Spec.Dashboard.Replicas), args,
 		storageCredentialEnv(t), resources(nil, "50m", "64Mi", "256Mi"))
 }

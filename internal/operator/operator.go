@@ -108,6 +108,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	r := &tenant.Reconciler{
 		Client:       client.WithFieldOwner(mgr.GetClient(), naming.FieldOwner),
+		APIReader:    mgr.GetAPIReader(),
 		Config:       o.Tenant,
 		Storage:      storage,
 		Recorder:     mgr.GetEventRecorder("supportstack-operator"),
