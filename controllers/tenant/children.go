@@ -49,8 +49,8 @@ func newChild[O client.Object, AC runtime.ApplyConfiguration](kind string, curre
 }
 
 // children renders every object the tenant should have but the credentials Secret, which is created once
-// rather than applied. ingestReplicas is the ingest Deployment's current replica count (-1 if it has none).
-func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []child {
+// rather than applied. scale is what the operator knows of the ingest Deployment's replicas.
+func (c Config) children(t *v1alpha1.SupportTenant, scale ingestScale) []child {
 	om := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: t.Namespace, Name: name} }
 	// NetworkPolicies come first: a child that fails to apply must not leave the others running unfenced.
 	var out []child
@@ -67,7 +67,7 @@ func (c Config) children(t *v1alpha1.SupportTenant, ingestReplicas int32) []chil
 		newChild("StatefulSet", &appsv1.StatefulSet{ObjectMeta: om(naming.MinIO(t.Name))},
 			c.minioStatefulSet(t), extractStatefulSet),
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Ingest(t.Name))},
-			c.ingestDeployment(t, ingestReplicas), appsv1ac.ExtractDeployment),
+			c.ingestDeployment(t, scale), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Ingest(t.Name))},
 			webService(t, naming.Ingest(t.Name), naming.ComponentIngest), corev1ac.ExtractService),
 		newChild("HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: om(naming.Ingest(t.Name))},
@@ -181,7 +181,7 @@ func isControlledBy(o client.Object, t *v1alpha1.SupportTenant) bool {
 // included: what to wait for, or to look at, when checking that a tenant has converged.
 func (c Config) ChildObjects(t *v1alpha1.SupportTenant) []client.Object {
 	out := []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: naming.CredentialsSecret(t.Name)}}}
-	for _, ch := range c.children(t, -1) {
+	for _, ch := range c.children(t, ingestScale{current: -1}) {
 		out = append(out, ch.current)
 	}
 	return out

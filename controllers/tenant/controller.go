@@ -14,6 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -186,16 +187,21 @@ func (r *Reconciler) credentialsStep(ctx context.Context, t *v1alpha1.SupportTen
 
 // childrenStep applies every child and removes the ones the spec no longer asks for.
 func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant) error {
-	current := int32(-1)
+	scale := ingestScale{current: -1}
 	ingest := &appsv1.Deployment{}
 	switch err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: naming.Ingest(t.Name)}, ingest); {
 	case err == nil:
-		current = replicas(ingest.Spec.Replicas)
+		scale.current = replicas(ingest.Spec.Replicas)
+		owned, err := appsv1ac.ExtractDeployment(ingest, naming.FieldOwner)
+		if err != nil {
+			return fmt.Errorf("extract owned fields of the ingest Deployment: %w", err)
+		}
+		scale.operatorOwned = owned.Spec != nil && owned.Spec.Replicas != nil
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("get ingest Deployment: %w", err)
 	}
 
-	for _, ch := range r.Config.children(t, current) {
+	for _, ch := range r.Config.children(t, scale) {
 		outcome, err := r.applyChild(ctx, ch)
 		if err != nil {
 			r.Recorder.Eventf(t, ch.current, corev1.EventTypeWarning, ReasonApplyFailed, ActionApply, "%v", err)

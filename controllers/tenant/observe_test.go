@@ -7,10 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -197,4 +199,34 @@ func TestIngressFollowsHost(t *testing.T) {
 		}
 		return false
 	}), "ingest still advertises the removed host: %v", d.Spec.Template.Spec.Containers[0].Args)
+}
+
+// The HorizontalPodAutoscaler scales ingest through the scale subresource; the operator must leave its choice
+// alone and keep writing nothing on resync.
+func TestAutoscalerKeepsItsReplicas(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	_, objs := readyTenantWithoutRunner(t, ns, "scaled")
+	dep := objs[5].(*appsv1.Deployment)
+	require.Equal(t, "scaled-ingest", dep.Name)
+	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 3}}
+	require.NoError(t, k8s.SubResource("scale").Update(ctx, dep, client.WithSubResourceBody(scale),
+		client.FieldOwner("horizontal-pod-autoscaler")))
+
+	lookups := storage.callCount(ns)
+	count := writes.counter(ns)
+	resyncs := func(k int64) bool {
+		n := lookups.Load()
+		return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
+	}
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		before := count.Load()
+		return resyncs(2) && count.Load() == before
+	}), "the operator kept writing after the autoscaler scaled ingest")
+	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(dep), dep))
+	require.Equal(t, int32(3), *dep.Spec.Replicas, "the autoscaler's choice was overwritten")
+	// The operator did not take the field back: it stays the autoscaler's, so the next scaling is not undone.
+	owned, err := appsv1ac.ExtractDeployment(dep, naming.FieldOwner)
+	require.NoError(t, err)
+	require.Nil(t, owned.Spec.Replicas, "the operator took spec.replicas back from the autoscaler")
 }

@@ -22,7 +22,7 @@ func TestDisplayNameCannotExpandSecrets(t *testing.T) {
 func TestNetworkPoliciesComeFirst(t *testing.T) {
 	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"}}
 	tn.Spec.Storage.Servers = 1
-	children := Config{ClusterDomain: "cluster.local"}.children(tn, -1)
+	children := Config{ClusterDomain: "cluster.local"}.children(tn, ingestScale{current: -1})
 	for i, kind := range []string{"NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "ServiceAccount"} {
 		require.Equal(t, kind, children[i].kind, "child %d", i)
 	}

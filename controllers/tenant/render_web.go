@@ -21,7 +21,7 @@ import (
 // scaling.
 
 // webDeployment renders the Deployment of the ingest or dashboard component.
-func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, replicas int32, args []string,
+func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, replicas *int32, args []string,
 	env []*corev1ac.EnvVarApplyConfiguration, res *corev1ac.ResourceRequirementsApplyConfiguration,
 ) *appsv1ac.DeploymentApplyConfiguration {
 	name := naming.Ingest(t.Name)
@@ -42,11 +42,14 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 	if c.ImagePullPolicy != "" {
 		container.WithImagePullPolicy(c.ImagePullPolicy)
 	}
+	spec := appsv1ac.DeploymentSpec()
+	if replicas != nil {
+		spec.WithReplicas(*replicas)
+	}
 	return appsv1ac.Deployment(name, t.Namespace).
 		WithLabels(naming.Labels(t.Name, component)).
 		WithOwnerReferences(ownerReference(t)).
-		WithSpec(appsv1ac.DeploymentSpec().
-			WithReplicas(replicas).
+		WithSpec(spec.
 			WithSelector(selector(t, component)).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(naming.Labels(t.Name, component)).
@@ -78,31 +81,44 @@ func storageCredentialEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConf
 	}
 }
 
-// ingestDeployment renders the ingest service. current is the replica count the Deployment has now (-1 when it
-// does not exist yet), which the autoscaler may have changed.
-func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, current int32) *appsv1ac.DeploymentApplyConfiguration {
+// ingestScale is what the operator knows of the ingest Deployment's spec.replicas.
+type ingestScale struct {
+	// current is the replica count the Deployment has now, -1 when it does not exist yet.
+	current int32
+	// operatorOwned says whether the operator's field manager owns spec.replicas; after the autoscaler has
+	// scaled the Deployment through /scale, it owns the field.
+	operatorOwned bool
+}
+
+// ingestDeployment renders the ingest service.
+func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, scale ingestScale) *appsv1ac.DeploymentApplyConfiguration {
 	args := append([]string{"ingest"}, c.storageArgs(t)...)
 	// Agents learn where to send from enrollment and /v1/endpoints: this cluster's public ingest URL.
 	args = append(args, "--ingest-endpoints="+c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure))
 	env := append(storageCredentialEnv(t),
 		secretEnv(t, "ENROLLMENT_TOKEN", naming.SecretKeyEnrollmentToken),
 		secretEnv(t, "SIGNING_KEY", naming.SecretKeySigningKey))
-	replicas := replicasOrZero(t, ingestReplicas(t.Spec.Ingest, current))
-	return c.webDeployment(t, naming.ComponentIngest, replicas, args, env,
+	return c.webDeployment(t, naming.ComponentIngest, ingestReplicas(t, scale), args, env,
 		resources(t.Spec.Ingest.Resources, "100m", "64Mi", "256Mi"))
 }
 
-// ingestReplicas keeps the autoscaler's choice when it lies within the spec's bounds, so that the operator and
-// the HorizontalPodAutoscaler never fight over spec.replicas.
-func ingestReplicas(spec v1alpha1.IngestSpec, current int32) int32 {
+// ingestReplicas is the spec.replicas the operator applies to ingest, or nil to leave the field to the
+// HorizontalPodAutoscaler: within the spec's bounds the autoscaler's choice stands, and once the autoscaler
+// owns the field the operator does not apply it at all, so the two never fight and a resync writes nothing.
+func ingestReplicas(t *v1alpha1.SupportTenant, s ingestScale) *int32 {
+	spec := t.Spec.Ingest
+	n := s.current
 	switch {
-	case current < spec.Replicas:
-		return spec.Replicas
-	case current > spec.MaxReplicas:
-		return spec.MaxReplicas
-	default:
-		return current
+	case t.Spec.Suspend:
+		n = 0
+	case s.current < spec.Replicas:
+		n = spec.Replicas
+	case s.current > spec.MaxReplicas:
+		n = spec.MaxReplicas
+	case !s.operatorOwned:
+		return nil
 	}
+	return &n
 }
 
 // dashboardDeployment renders the web dashboard.
@@ -111,7 +127,8 @@ func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant) *appsv1ac.Deploym
 	// The kubelet expands $(VAR) in args from the container's env, which holds the storage credentials: the
 	// name is the customer's text and must stay text.
 	args = append(args, "--display-name="+strings.ReplaceAll(t.Spec.DisplayName, "$", "$$"))
-	return c.webDeployment(t, naming.ComponentDashboard, replicasOrZero(t, t.Spec.Dashboard.Replicas), args,
+	replicas := replicasOrZero(t, t.Spec.Dashboard.Replicas)
+	return c.webDeployment(t, naming.ComponentDashboard, &replicas, args,
 		storageCredentialEnv(t), resources(nil, "50m", "64Mi", "256Mi"))
 }
 

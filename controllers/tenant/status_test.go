@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 )
@@ -111,17 +112,25 @@ func TestDesiredStatusIsStableAcrossResyncs(t *testing.T) {
 }
 
 func TestIngestReplicasRespectTheAutoscaler(t *testing.T) {
-	spec := v1alpha1.IngestSpec{Replicas: 2, MaxReplicas: 10}
-	tests := map[string]struct{ current, want int32 }{
-		"new deployment":          {-1, 2},
-		"below the minimum":       {1, 2},
-		"scaled up by autoscaler": {7, 7},
-		"above a lowered maximum": {12, 10},
-		"at the minimum":          {2, 2},
+	tn := &v1alpha1.SupportTenant{Spec: v1alpha1.SupportTenantSpec{Ingest: v1alpha1.IngestSpec{Replicas: 2, MaxReplicas: 10}}}
+	suspended := tn.DeepCopy()
+	suspended.Spec.Suspend = true
+	tests := map[string]struct {
+		tenant *v1alpha1.SupportTenant
+		scale  ingestScale
+		want   *int32 // nil: left to the autoscaler
+	}{
+		"new deployment":                        {tn, ingestScale{current: -1}, ptr.To[int32](2)},
+		"below the minimum":                     {tn, ingestScale{current: 1, operatorOwned: true}, ptr.To[int32](2)},
+		"below the minimum, autoscaler's field": {tn, ingestScale{current: 1}, ptr.To[int32](2)},
+		"within bounds, operator's field":       {tn, ingestScale{current: 7, operatorOwned: true}, ptr.To[int32](7)},
+		"within bounds, autoscaler's field":     {tn, ingestScale{current: 7}, nil},
+		"above a lowered maximum":               {tn, ingestScale{current: 12}, ptr.To[int32](10)},
+		"suspended":                             {suspended, ingestScale{current: 7}, ptr.To[int32](0)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			require.Equal(t, tc.want, ingestReplicas(spec, tc.current))
+			require.Equal(t, tc.want, ingestReplicas(tc.tenant, tc.scale))
 		})
 	}
 }
