@@ -74,6 +74,8 @@ func runDemo(ctx context.Context, args []string) error {
 			return fmt.Errorf("load $KUBECONFIG: %w", err)
 		}
 		fmt.Printf("Running the operator against the cluster of $KUBECONFIG (%s)\n", os.Getenv("KUBECONFIG"))
+		fmt.Println("Note: from outside the cluster the operator cannot resolve the tenants' MinIO Services, so the",
+			"storage stays unchecked and the bucket unset; install the operator in the cluster (Helm) for that.")
 	} else {
 		cluster, err := localcluster.Start(localcluster.Options{CRDDir: f.crds, Dir: filepath.Join(f.stateDir, "cluster")})
 		if err != nil {
@@ -91,9 +93,20 @@ func runDemo(ctx context.Context, args []string) error {
 			return fmt.Errorf("clear the previous demo's data: %w", err)
 		}
 		f.opts.Tenant.MinIOImage, f.opts.Tenant.SupportstackImage = demoMinIOImage, demoSupportstackImage
-		if runner, err = startDemoRunner(ctx, cfg, filepath.Join(f.stateDir, "pods")); err != nil {
+		// The runner must stop its processes before the control plane goes: its own context, cancelled and
+		// waited for by a deferred call that runs before cluster.Stop.
+		runnerCtx, stopRunner := context.WithCancel(ctx)
+		var runnerDone <-chan error
+		if runner, runnerDone, err = startDemoRunner(runnerCtx, cfg, filepath.Join(f.stateDir, "pods")); err != nil {
+			stopRunner()
 			return err
 		}
+		defer func() {
+			stopRunner()
+			if err := <-runnerDone; err != nil {
+				log.Error(err, "Local workload runner stopped")
+			}
+		}()
 		f.opts.Storage = tenant.ResolverFunc(func(_ context.Context, t *v1alpha1.SupportTenant) (string, error) {
 			addr, err := runner.ServiceAddress(t.Namespace, naming.MinIO(t.Name), naming.MinIOPort)
 			return "http://" + addr, err
@@ -133,30 +146,21 @@ func runDemo(ctx context.Context, args []string) error {
 
 // startDemoRunner runs the tenant's pods as local processes: MinIO from bin/, ingest and dashboard from this
 // very binary.
-func startDemoRunner(ctx context.Context, cfg *rest.Config, stateDir string) (*localrunner.Runner, error) {
+func startDemoRunner(ctx context.Context, cfg *rest.Config, stateDir string) (*localrunner.Runner, <-chan error, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+		return nil, nil, fmt.Errorf("find own executable: %w", err)
 	}
 	minio, err := localbin.MinIO()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	r, done, err := localrunner.Start(ctx, cfg, localrunner.Options{
+	return localrunner.Start(ctx, cfg, localrunner.Options{
 		Scheme:   operator.Scheme(),
 		Selector: naming.ManagedSelector(),
 		Images:   localrunner.Images{demoMinIOImage: minio, demoSupportstackImage: self},
 		StateDir: stateDir,
 	})
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		if err := <-done; err != nil {
-			ctrl.Log.WithName("demo").Error(err, "Local workload runner stopped")
-		}
-	}()
-	return r, nil
 }
 
 func readTenant(path string) (*v1alpha1.SupportTenant, error) {
