@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,6 +48,12 @@ func randomBase64(n int) (string, error) {
 
 // ensureCredentials creates the tenant's credentials Secret when it is missing and adds keys that a Secret made
 // by an older operator lacks. Existing values are never changed. It returns the Secret's data.
+//
+// The Secret follows the volumes: with reclaimPolicy Delete the tenant owns it and garbage collection removes
+// it with the tenant; with Retain (the default) it has no owner and outlives the tenant, so that a tenant
+// recreated on its retained volumes gets its MinIO credentials, signing key and enrollment token back, and its
+// enrolled agents keep working. A retained Secret carries the operator's labels and the tenant's name, which is
+// how it is adopted.
 func (r *Reconciler) ensureCredentials(ctx context.Context, t *v1alpha1.SupportTenant) (map[string][]byte, bool, error) {
 	name := naming.CredentialsSecret(t.Name)
 	secret := &corev1.Secret{}
@@ -60,8 +67,8 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, t *v1alpha1.SupportT
 		if err := fillCredentials(secret.Data); err != nil {
 			return nil, false, err
 		}
-		if err := controllerutil.SetControllerReference(t, secret, r.Scheme()); err != nil {
-			return nil, false, fmt.Errorf("set owner of Secret %s: %w", name, err)
+		if err := r.setCredentialsOwner(t, secret); err != nil {
+			return nil, false, err
 		}
 		if err := r.Create(ctx, secret); err != nil {
 			if apierrors.IsAlreadyExists(err) {
@@ -74,24 +81,60 @@ func (r *Reconciler) ensureCredentials(ctx context.Context, t *v1alpha1.SupportT
 	if err != nil {
 		return nil, false, fmt.Errorf("get Secret %s: %w", name, err)
 	}
-	if !isControlledBy(secret, t) {
+	if !credentialsBelongTo(secret, t) {
 		return nil, false, reconcile.TerminalError(fmt.Errorf(
-			"secret %s is not controlled by this SupportTenant: rename or delete it", name))
+			"secret %s belongs to another owner: rename or delete it", name))
 	}
-	missing := secret.DeepCopy()
-	if missing.Data == nil {
-		missing.Data = map[string][]byte{}
+	desired := secret.DeepCopy()
+	if desired.Data == nil {
+		desired.Data = map[string][]byte{}
 	}
-	if err := fillCredentials(missing.Data); err != nil {
+	if err := fillCredentials(desired.Data); err != nil {
 		return nil, false, err
 	}
-	if len(missing.Data) == len(secret.Data) {
+	if err := r.setCredentialsOwner(t, desired); err != nil {
+		return nil, false, err
+	}
+	added := len(desired.Data) != len(secret.Data)
+	if !added && equality.Semantic.DeepEqual(desired.OwnerReferences, secret.OwnerReferences) {
 		return secret.Data, false, nil
 	}
-	if err := r.Patch(ctx, missing, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
-		return nil, false, fmt.Errorf("add missing keys to Secret %s: %w", name, err)
+	if err := r.Patch(ctx, desired, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
+		return nil, false, fmt.Errorf("update Secret %s: %w", name, err)
 	}
-	return missing.Data, true, nil
+	return desired.Data, added, nil
+}
+
+// setCredentialsOwner makes the tenant the Secret's controller with reclaimPolicy Delete, and no owner with
+// Retain.
+func (r *Reconciler) setCredentialsOwner(t *v1alpha1.SupportTenant, s *corev1.Secret) error {
+	if t.Spec.Storage.ReclaimPolicy == v1alpha1.ReclaimDelete {
+		if err := controllerutil.SetControllerReference(t, s, r.Scheme()); err != nil {
+			return fmt.Errorf("set owner of Secret %s: %w", s.Name, err)
+		}
+		return nil
+	}
+	refs := s.OwnerReferences[:0:0]
+	for _, ref := range s.OwnerReferences {
+		if ref.UID != t.UID {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		refs = nil
+	}
+	s.OwnerReferences = refs
+	return nil
+}
+
+// credentialsBelongTo reports whether s is t's credentials Secret: controlled by t, or retained from an earlier
+// tenant of the same name (the operator's labels, t's name, no controller).
+func credentialsBelongTo(s *corev1.Secret, t *v1alpha1.SupportTenant) bool {
+	if isControlledBy(s, t) {
+		return true
+	}
+	return metav1.GetControllerOf(s) == nil &&
+		s.Labels[naming.LabelManagedBy] == naming.ManagedBy && s.Labels[naming.LabelTenant] == t.Name
 }
 
 // existingCredentials reads a credentials Secret that the cache did not show, from the API server. Either the
@@ -102,7 +145,7 @@ func (r *Reconciler) existingCredentials(ctx context.Context, t *v1alpha1.Suppor
 	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: name}, secret); err != nil {
 		return nil, false, fmt.Errorf("get Secret %s: %w", name, err)
 	}
-	if isControlledBy(secret, t) {
+	if credentialsBelongTo(secret, t) {
 		return secret.Data, false, nil
 	}
 	return nil, false, reconcile.TerminalError(fmt.Errorf(

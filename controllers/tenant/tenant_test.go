@@ -126,9 +126,13 @@ func TestTenantConvergesToReadyWithRealPods(t *testing.T) {
 	require.Equal(t, "http://ingest.acme.example.com", got.Status.Endpoints.Ingest)
 	require.Equal(t, "acme-credentials", got.Status.CredentialsSecretName)
 
-	// Every child is owned by the tenant and labelled as the operator's.
-	for _, o := range objs {
-		requireControlledBy(t, o, got)
+	// Every child is owned by the tenant and labelled as the operator's; the credentials Secret, like the
+	// volumes it unlocks, is retained by default and has no owner.
+	require.Empty(t, objs[0].GetOwnerReferences(), "a retained credentials Secret has no owner")
+	for i, o := range objs {
+		if i > 0 {
+			requireControlledBy(t, o, got)
+		}
 		require.Equal(t, naming.ManagedBy, o.GetLabels()[naming.LabelManagedBy], "%T %s", o, o.GetName())
 		require.Equal(t, "acme", o.GetLabels()[naming.LabelTenant], "%T %s", o, o.GetName())
 	}
@@ -277,18 +281,34 @@ func TestDeletingTenantGarbageCollectsChildren(t *testing.T) {
 	require.Equal(t, appsv1.DeletePersistentVolumeClaimRetentionPolicyType,
 		purge[2].(*appsv1.StatefulSet).Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted, "reclaimPolicy Delete deletes volumes")
 
-	require.NoError(t, k8s.Delete(ctx, getTenant(t, ns, "keep")))
-	var left []string
-	ok := assertEventually(60*time.Second, func() bool {
-		left = nil
-		for _, o := range keep {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
-				left = append(left, o.GetName())
+	requireControlledBy(t, purge[0], getTenant(t, ns, "purge"))
+	keepCredentials := credentials(t, ns, "keep")
+
+	// Deleting removes what the operator made; the credentials of a tenant that keeps its volumes stay.
+	for name, objs := range map[string][]client.Object{"keep": keep[1:], "purge": purge} {
+		require.NoError(t, k8s.Delete(ctx, getTenant(t, ns, name)))
+		var left []string
+		ok := assertEventually(60*time.Second, func() bool {
+			left = nil
+			for _, o := range objs {
+				if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
+					left = append(left, o.GetName())
+				}
 			}
-		}
-		return len(left) == 0
-	})
-	require.True(t, ok, "garbage collection left %v", left)
-	// The other tenant in the namespace is untouched.
-	waitForObjects(t, purge, time.Second)
+			return len(left) == 0
+		})
+		require.True(t, ok, "garbage collection left %v of %s", left, name)
+	}
+	require.Equal(t, keepCredentials, credentials(t, ns, "keep"), "the retained credentials were lost")
+
+	// Recreated on its retained volumes, the tenant gets its credentials back: enrolled agents keep working.
+	require.NoError(t, k8s.Create(ctx, newTenant(ns, "keep")))
+	waitForObjects(t, tenantObjects(ns, "keep"), 30*time.Second)
+	require.True(t, assertEventually(20*time.Second, func() bool {
+		got := getTenant(t, ns, "keep")
+		c := findCondition(got, v1alpha1.ConditionReady)
+		return c.Type != "" && c.Reason != v1alpha1.ReasonApplyFailed
+	}), "the recreated tenant did not adopt its retained Secret")
+	require.Equal(t, keepCredentials, credentials(t, ns, "keep"), "recreating the tenant rotated its credentials")
+
 }
