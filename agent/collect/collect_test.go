@@ -9,21 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/supportstack/supportstack/agent/collect"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	require.Eventually(t, cond, timeout, 5*time.Millisecond, "waiting for %s", what)
 }
 
 // The real collectors on this machine: every record is a JSON object with the expected facts.

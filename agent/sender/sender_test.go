@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/supportstack/supportstack/agent/client"
 	"github.com/supportstack/supportstack/agent/enroll"
 	"github.com/supportstack/supportstack/agent/ingesttest"
@@ -63,15 +65,7 @@ func (c *fakeClock) Sleeps() []time.Duration {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	require.Eventually(t, cond, timeout, 5*time.Millisecond, "waiting for %s", what)
 }
 
 func openSpool(t *testing.T) *spool.Spool {

@@ -91,24 +91,33 @@ func TestConditionsFollowChildren(t *testing.T) {
 	require.True(t, got.Status.Storage.Local.Healthy)
 }
 
+// resyncs waits for k more reconciles of the tenant in ns. Each reconcile of a tenant with ready storage looks
+// up its storage once: those lookups count the resyncs.
+func resyncs(ns string, k int64) bool {
+	lookups := storage.callCount(ns)
+	n := lookups.Load()
+	return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
+}
+
+// waitQuiet waits until in-flight work (events, the last status patch) has settled: two resyncs in a row that
+// write nothing to the API server.
+func waitQuiet(t *testing.T, ns, msg string) {
+	t.Helper()
+	count := writes.counter(ns)
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		before := count.Load()
+		return resyncs(ns, 2) && count.Load() == before
+	}), msg)
+}
+
 func TestResyncOfConvergedTenantWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
 	readyTenantWithoutRunner(t, ns, "quiet")
-	// Each reconcile of a tenant with ready storage looks up its storage once: count those to count resyncs.
-	lookups := storage.callCount(ns)
 	count := writes.counter(ns)
-	resyncs := func(k int64) bool {
-		n := lookups.Load()
-		return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
-	}
-	// Let in-flight work (events, the last status patch) settle: wait for two resyncs that write nothing.
-	require.True(t, assertEventually(30*time.Second, func() bool {
-		before := count.Load()
-		return resyncs(2) && count.Load() == before
-	}), "the operator kept writing to a converged tenant")
+	waitQuiet(t, ns, "the operator kept writing to a converged tenant")
 
 	before := count.Load()
-	require.True(t, resyncs(5), "the operator did not resync the tenant")
+	require.True(t, resyncs(ns, 5), "the operator did not resync the tenant")
 	require.Zero(t, count.Load()-before, "five resyncs of a converged tenant wrote to the API server")
 }
 
@@ -213,16 +222,7 @@ func TestAutoscalerKeepsItsReplicas(t *testing.T) {
 	require.NoError(t, k8s.SubResource("scale").Update(ctx, dep, client.WithSubResourceBody(scale),
 		client.FieldOwner("horizontal-pod-autoscaler")))
 
-	lookups := storage.callCount(ns)
-	count := writes.counter(ns)
-	resyncs := func(k int64) bool {
-		n := lookups.Load()
-		return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
-	}
-	require.True(t, assertEventually(30*time.Second, func() bool {
-		before := count.Load()
-		return resyncs(2) && count.Load() == before
-	}), "the operator kept writing after the autoscaler scaled ingest")
+	waitQuiet(t, ns, "the operator kept writing after the autoscaler scaled ingest")
 	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(dep), dep))
 	require.Equal(t, int32(3), *dep.Spec.Replicas, "the autoscaler's choice was overwritten")
 	// The operator did not take the field back: it stays the autoscaler's, so the next scaling is not undone.
