@@ -17,9 +17,17 @@ import (
 // A device credential is "st1.<claims>.<mac>": base64url JSON claims and an HMAC-SHA256 over "st1.<claims>" with
 // the tenant's signing key. Any ingest replica of the tenant, in either cluster, verifies it with the key alone:
 // no shared state. The tenant's name is part of the claims and the key differs per tenant, so a credential is
-// useless at another tenant's endpoint.
+// useless at another tenant's endpoint. An enrollment challenge (devicekey.go) is sealed the same way under
+// another prefix, so neither can pass for the other.
 
 const credentialPrefix = "st1."
+
+// b64 is the encoding of every binary field of the protocol: base64url without padding, strict, so that each
+// value has exactly one spelling.
+var b64 = base64.RawURLEncoding.Strict()
+
+// maxSealedBytes bounds a credential or challenge as presented.
+const maxSealedBytes = 1024
 
 // Credential errors, matched with errors.Is.
 var (
@@ -70,58 +78,90 @@ const MinKeyBytes = 16
 // ErrWeakKey is returned by Issue and Verify when the signing key is too short.
 var ErrWeakKey = errors.New("signing key shorter than 16 bytes")
 
+// seal returns prefix + base64(JSON of v) + "." + base64(HMAC of what precedes the dot).
+func (s Signer) seal(prefix string, v any) (string, error) {
+	if len(s.Key) < MinKeyBytes {
+		return "", ErrWeakKey
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	payload := prefix + b64.EncodeToString(raw)
+	return payload + "." + b64.EncodeToString(s.mac(payload)), nil
+}
+
+// open checks a sealed value's prefix and MAC and decodes its claims into v.
+func (s Signer) open(prefix, sealed string, v any) error {
+	if len(s.Key) < MinKeyBytes {
+		return ErrWeakKey
+	}
+	if !strings.HasPrefix(sealed, prefix) || len(sealed) > maxSealedBytes {
+		return ErrMalformedCredential
+	}
+	dot := strings.LastIndexByte(sealed, '.')
+	if dot <= len(prefix) {
+		return ErrMalformedCredential
+	}
+	payload, sig := sealed[:dot], sealed[dot+1:]
+	// Strict base64: the unused low bits of the last character must be zero, so a value has one spelling.
+	mac, err := b64.DecodeString(sig)
+	if err != nil {
+		return ErrMalformedCredential
+	}
+	if !hmac.Equal(mac, s.mac(payload)) {
+		return ErrBadSignature
+	}
+	raw, err := b64.DecodeString(payload[len(prefix):])
+	if err != nil {
+		return ErrMalformedCredential
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return ErrMalformedCredential
+	}
+	return nil
+}
+
 // Issue returns a credential for the device.
 func (s Signer) Issue(deviceID string) (string, Claims, error) {
-	if len(s.Key) < MinKeyBytes {
-		return "", Claims{}, ErrWeakKey
-	}
 	ttl := s.TTL
 	if ttl <= 0 {
 		ttl = DefaultCredentialTTL
 	}
 	now := s.now()
 	c := Claims{Tenant: s.Tenant, DeviceID: deviceID, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
-	raw, err := json.Marshal(c)
+	cred, err := s.seal(credentialPrefix, c)
 	if err != nil {
-		return "", Claims{}, fmt.Errorf("encode claims: %w", err)
+		return "", Claims{}, err
 	}
-	payload := credentialPrefix + base64.RawURLEncoding.EncodeToString(raw)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.mac(payload)), c, nil
+	return cred, c, nil
 }
 
 // Verify checks a credential's signature, tenant and expiry and returns its claims.
 func (s Signer) Verify(credential string) (Claims, error) {
-	if len(s.Key) < MinKeyBytes {
-		return Claims{}, ErrWeakKey
-	}
-	if !strings.HasPrefix(credential, credentialPrefix) || len(credential) > 1024 {
-		return Claims{}, ErrMalformedCredential
-	}
-	dot := strings.LastIndexByte(credential, '.')
-	if dot <= len(credentialPrefix) {
-		return Claims{}, ErrMalformedCredential
-	}
-	payload, sig := credential[:dot], credential[dot+1:]
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	c, err := s.VerifyIgnoringExpiry(credential)
 	if err != nil {
-		return Claims{}, ErrMalformedCredential
+		return Claims{}, err
 	}
-	if !hmac.Equal(mac, s.mac(payload)) {
-		return Claims{}, ErrBadSignature
+	if s.now().Unix() >= c.ExpiresAt {
+		return Claims{}, ErrExpiredCredential
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload[len(credentialPrefix):])
-	if err != nil {
-		return Claims{}, ErrMalformedCredential
-	}
+	return c, nil
+}
+
+// VerifyIgnoringExpiry checks a credential's signature and tenant but not its expiry. It is for one purpose: a
+// device enrolled before device keys existed proves with its last credential, expired or not, that it is the
+// device it says it is when it binds its first key.
+func (s Signer) VerifyIgnoringExpiry(credential string) (Claims, error) {
 	var c Claims
-	if err := json.Unmarshal(raw, &c); err != nil || !ValidDeviceID(c.DeviceID) {
+	if err := s.open(credentialPrefix, credential, &c); err != nil {
+		return Claims{}, err
+	}
+	if !ValidDeviceID(c.DeviceID) {
 		return Claims{}, ErrMalformedCredential
 	}
 	if c.Tenant != s.Tenant {
 		return Claims{}, ErrWrongTenant
-	}
-	if s.now().Unix() >= c.ExpiresAt {
-		return Claims{}, ErrExpiredCredential
 	}
 	return c, nil
 }

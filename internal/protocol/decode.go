@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"sync"
@@ -32,12 +33,33 @@ type RequestError struct {
 	Status  int
 	Code    string
 	Message string
+	// HighestSeq and Challenge go into the Error body (see there).
+	HighestSeq uint64
+	Challenge  string
+	// RetryAfter, in seconds, goes into the Retry-After header when it is not 0.
+	RetryAfter int
 }
 
 func (e *RequestError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
 // Body returns the error as a response body.
-func (e *RequestError) Body() Error { return Error{Code: e.Code, Message: e.Message} }
+func (e *RequestError) Body() Error {
+	return Error{Code: e.Code, Message: e.Message, HighestSeq: e.HighestSeq, Challenge: e.Challenge}
+}
+
+// ReadError is the refusal of a request whose body could not be read: 408 when the client was too slow to
+// send it, 413 when it was larger than the server takes, 400 otherwise.
+func ReadError(err error) *RequestError {
+	var ne net.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return reject(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
+	case errors.As(err, &mbe):
+		return reject(http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds %d bytes", mbe.Limit)
+	}
+	return reject(http.StatusBadRequest, "unreadable_body", "read body: %v", err)
+}
 
 func reject(status int, code, format string, args ...any) *RequestError {
 	return &RequestError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -56,7 +78,7 @@ var gzipReaders sync.Pool
 func DecodeBatch(body io.Reader, contentEncoding string, l Limits) (*Batch, error) {
 	raw, err := io.ReadAll(io.LimitReader(body, l.MaxBodyBytes+1))
 	if err != nil {
-		return nil, reject(http.StatusBadRequest, "unreadable_body", "read body: %v", err)
+		return nil, ReadError(err)
 	}
 	if int64(len(raw)) > l.MaxBodyBytes {
 		return nil, reject(http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds %d bytes: split the batch", l.MaxBodyBytes)
@@ -83,6 +105,9 @@ func DecodeBatch(body io.Reader, contentEncoding string, l Limits) (*Batch, erro
 		return nil, reject(http.StatusUnsupportedMediaType, "unsupported_encoding", "Content-Encoding %q is not supported: use gzip or none", contentEncoding)
 	}
 
+	if err := StrictJSON(raw); err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var b Batch

@@ -58,3 +58,11 @@ func DeviceAnswersPrefix(deviceID string) string { return "answers/" + deviceID 
 func AnswersPrefix(deviceID, questionID string) string {
 	return DeviceAnswersPrefix(deviceID) + questionID + "/"
 }
+
+// LedgerKey is the device's seq ledger: the seqs the ingest service has acknowledged for it (internal/ingest).
+// Ledgers live under a prefix of their own because they are rewritten with every batch: the bucket's lifecycle
+// expires their old versions after a day instead of after the retention period.
+func LedgerKey(deviceID string) string { return LedgerPrefix + deviceID + ".json" }
+
+// LedgerPrefix is the prefix of all seq ledgers.
+const LedgerPrefix = "ledger/"

@@ -41,7 +41,8 @@ func (k Kind) Valid() bool {
 }
 
 // Record is one unit of data an agent reports. Seq is per-device and strictly increasing; (device, seq)
-// identifies a record forever, so a retried record is a duplicate, never a second record.
+// identifies a record forever: the server acknowledges a seq once, takes a retry of the very same batch as a
+// duplicate, and refuses anything else that reuses an acknowledged seq (409 seq_reused).
 type Record struct {
 	Seq  uint64          `json:"seq"`
 	Kind Kind            `json:"kind"`
@@ -84,14 +85,23 @@ type Ack struct {
 	AckedThroughSeq uint64 `json:"ackedThroughSeq"`
 }
 
-// EnrollRequest is the body of POST /v1/enroll.
+// EnrollRequest is the body of POST /v1/enroll. See devicekey.go for how a device proves its identity.
 type EnrollRequest struct {
 	// DeviceID is set when an enrolled device enrolls again (its credential expired or was rejected): it keeps
-	// its identity and its seq.
+	// its identity and its seq once it proves that it holds the device's key.
 	DeviceID     string `json:"deviceId,omitempty"`
 	Hostname     string `json:"hostname"`
 	OS           string `json:"os"`
 	AgentVersion string `json:"agentVersion"`
+	// PublicKey is the device's Ed25519 public key (base64url, no padding).
+	PublicKey string `json:"publicKey,omitempty"`
+	// Challenge and Signature answer a proof_required refusal: the challenge it carried and the device key's
+	// signature of ProofMessage.
+	Challenge string `json:"challenge,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	// Credential is the device's last credential, presented once by a device enrolled before device keys
+	// existed, to bind its first key.
+	Credential string `json:"credential,omitempty"`
 }
 
 // EnrollResponse is the answer to an enrollment.
@@ -130,6 +140,11 @@ type Error struct {
 	// Code is stable and machine-readable, e.g. "batch_too_large".
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// HighestSeq comes with seq_reused: the highest seq the server holds for the device. The agent numbers the
+	// refused records and all later ones above it.
+	HighestSeq uint64 `json:"highestSeq,omitempty"`
+	// Challenge comes with proof_required: what the device signs with its key to enroll again.
+	Challenge string `json:"challenge,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
