@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
+
+	"github.com/supportstack/supportstack/internal/protocol"
 )
 
 // Endpoint is one S3 endpoint and the credentials to use there.
@@ -21,17 +24,28 @@ type Endpoint struct {
 	SecretKey string
 }
 
-// RetentionRuleID names the lifecycle rule that the operator owns; other rules in the bucket are left alone.
-const RetentionRuleID = "supportstack-retention"
+// The lifecycle rules that the operator owns; other rules in the bucket are left alone.
+const (
+	// RetentionRuleID expires everything after the tenant's retention period.
+	RetentionRuleID = "supportstack-retention"
+	// LedgerVersionsRuleID expires the old versions of the ingest service's seq ledgers after a day: a ledger is
+	// rewritten with every batch, and only its current version means anything.
+	LedgerVersionsRuleID = "supportstack-ledger-versions"
+)
 
-// healthTimeout bounds one health check: a storage outage must be noticed in seconds, not after TCP's timeouts.
+// healthTimeout bounds a health check whose context has no deadline: a storage outage must be noticed in
+// seconds, not after TCP's timeouts.
 const healthTimeout = 3 * time.Second
 
 // Health returns nil when the endpoint's MinIO reports that it can serve reads and writes
-// (GET /minio/health/cluster answers 200 only when write quorum is available).
+// (GET /minio/health/cluster answers 200 only when write quorum is available). It waits until ctx's deadline,
+// or healthTimeout when ctx has none.
 func Health(ctx context.Context, hc *http.Client, endpoint string) error {
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, healthTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/minio/health/cluster", nil)
 	if err != nil {
 		return fmt.Errorf("build health request: %w", err)
@@ -113,7 +127,7 @@ func EnsureBucket(ctx context.Context, c *minio.Client, bucket string, retention
 	if err != nil && minio.ToErrorResponse(err).Code != "NoSuchLifecycleConfiguration" {
 		return changes, fmt.Errorf("read lifecycle of bucket %q: %w", bucket, err)
 	}
-	if desired, changed := withRetentionRule(current, retentionDays); changed {
+	if desired, changed := withOperatorRules(current, retentionDays); changed {
 		if err := c.SetBucketLifecycle(ctx, bucket, desired); err != nil {
 			return changes, fmt.Errorf("set lifecycle of bucket %q: %w", bucket, err)
 		}
@@ -132,38 +146,55 @@ func RetentionRule(days int) lifecycle.Rule {
 	}
 }
 
-// withRetentionRule returns cfg with the operator's retention rule set to days, and whether that changed it.
-// Rules with other IDs are kept as they are.
-func withRetentionRule(cfg *lifecycle.Configuration, days int) (*lifecycle.Configuration, bool) {
-	want := RetentionRule(days)
+// LedgerVersionsRule is the lifecycle rule that expires old versions of seq ledgers after a day.
+func LedgerVersionsRule() lifecycle.Rule {
+	return lifecycle.Rule{
+		ID:                          LedgerVersionsRuleID,
+		Status:                      "Enabled",
+		RuleFilter:                  lifecycle.Filter{Prefix: protocol.LedgerPrefix},
+		NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1},
+	}
+}
+
+// withOperatorRules returns cfg with the operator's rules set (retention for days, ledger versions), and whether
+// that changed it. Rules with other IDs are kept as they are, in their place; missing rules of ours are added
+// at the end.
+func withOperatorRules(cfg *lifecycle.Configuration, days int) (*lifecycle.Configuration, bool) {
+	want := []lifecycle.Rule{RetentionRule(days), LedgerVersionsRule()}
 	out := lifecycle.NewConfiguration()
-	found, changed := false, false
+	found := map[string]bool{}
+	changed := false
 	if cfg != nil {
 		for _, r := range cfg.Rules {
-			if r.ID != RetentionRuleID {
+			i := slices.IndexFunc(want, func(w lifecycle.Rule) bool { return w.ID == r.ID })
+			if i < 0 {
 				out.Rules = append(out.Rules, r)
 				continue
 			}
-			found = true
-			if !sameRetention(r, want) {
-				r, changed = want, true
+			found[r.ID] = true
+			if !sameRule(r, want[i]) {
+				r, changed = want[i], true
 			}
 			out.Rules = append(out.Rules, r)
 		}
 	}
-	if !found {
-		out.Rules = append(out.Rules, want)
-		changed = true
+	for _, w := range want {
+		if !found[w.ID] {
+			out.Rules = append(out.Rules, w)
+			changed = true
+		}
 	}
 	return out, changed
 }
 
-// sameRetention compares the parts of a rule that RetentionRule sets.
-func sameRetention(r, want lifecycle.Rule) bool {
+// sameRule compares the parts of a rule that the operator's rules set.
+func sameRule(r, want lifecycle.Rule) bool {
+	sameFilter := r.RuleFilter.Prefix == want.RuleFilter.Prefix && r.Prefix == "" &&
+		r.RuleFilter.And.IsEmpty() && r.RuleFilter.Tag.IsEmpty()
 	return r.Status == want.Status &&
 		r.Expiration.Days == want.Expiration.Days &&
 		r.NoncurrentVersionExpiration.NoncurrentDays == want.NoncurrentVersionExpiration.NoncurrentDays &&
-		r.RuleFilter.IsNull() && r.Prefix == ""
+		sameFilter
 }
 
 // FirstHealthy returns the first endpoint, in order of preference, whose MinIO is healthy.

@@ -11,10 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/protocol"
 )
 
-func TestWithRetentionRule(t *testing.T) {
+func TestWithOperatorRules(t *testing.T) {
 	foreign := lifecycle.Rule{ID: "someone-else", Status: "Enabled", Expiration: lifecycle.Expiration{Days: 3}}
+	ledger := LedgerVersionsRule()
+	ledgerWithoutPrefix := ledger
+	ledgerWithoutPrefix.RuleFilter = lifecycle.Filter{}
 	tests := map[string]struct {
 		current     *lifecycle.Configuration
 		days        int
@@ -22,28 +26,36 @@ func TestWithRetentionRule(t *testing.T) {
 		wantRules   []lifecycle.Rule
 	}{
 		"no configuration": {
-			current: nil, days: 30, wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30)},
+			current: nil, days: 30, wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
 		},
 		"already set": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30)}}, days: 30,
-			wantChanged: false, wantRules: []lifecycle.Rule{RetentionRule(30)},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30), ledger}}, days: 30,
+			wantChanged: false, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
 		},
 		"other days": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(7)}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30)},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(7), ledger}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
+		},
+		"a bucket from before ledgers gets the ledger rule": {
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30)}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
+		},
+		"a ledger rule that lost its prefix is put right": {
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{ledgerWithoutPrefix, RetentionRule(30)}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{ledger, RetentionRule(30)},
 		},
 		"foreign rules are kept, before and after ours": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign, RetentionRule(7), foreign}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(30), foreign},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign, RetentionRule(7), foreign, ledger}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(30), foreign, ledger},
 		},
 		"foreign rule only": {
 			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign}}, days: 1,
-			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(1)},
+			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(1), ledger},
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, changed := withRetentionRule(tc.current, tc.days)
+			got, changed := withOperatorRules(tc.current, tc.days)
 			require.Equal(t, tc.wantChanged, changed)
 			require.Equal(t, tc.wantRules, got.Rules)
 		})
@@ -65,10 +77,13 @@ func TestEnsureBucketAgainstMinIO(t *testing.T) {
 	require.True(t, v.Enabled(), "versioning must be on")
 	lc, err := c.GetBucketLifecycle(ctx, "tenant-data")
 	require.NoError(t, err)
-	require.Len(t, lc.Rules, 1)
+	require.Len(t, lc.Rules, 2)
 	require.Equal(t, RetentionRuleID, lc.Rules[0].ID)
 	require.EqualValues(t, 90, lc.Rules[0].Expiration.Days)
 	require.EqualValues(t, 90, lc.Rules[0].NoncurrentVersionExpiration.NoncurrentDays)
+	require.Equal(t, LedgerVersionsRuleID, lc.Rules[1].ID)
+	require.Equal(t, protocol.LedgerPrefix, lc.Rules[1].RuleFilter.Prefix)
+	require.EqualValues(t, 1, lc.Rules[1].NoncurrentVersionExpiration.NoncurrentDays)
 
 	// A second run on a configured bucket changes nothing.
 	changes, err = EnsureBucket(ctx, c, "tenant-data", 90)
@@ -88,7 +103,7 @@ func TestEnsureBucketAgainstMinIO(t *testing.T) {
 	for _, r := range lc.Rules {
 		ids[r.ID] = r.Expiration.Days
 	}
-	require.Equal(t, map[string]lifecycle.ExpirationDays{RetentionRuleID: 30, "tmp-cleanup": 1}, ids)
+	require.Equal(t, map[string]lifecycle.ExpirationDays{RetentionRuleID: 30, LedgerVersionsRuleID: 0, "tmp-cleanup": 1}, ids)
 }
 
 func TestEnsureBucketWrongCredentials(t *testing.T) {

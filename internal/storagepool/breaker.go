@@ -63,6 +63,9 @@ func (e Event) String() string {
 type Policy struct {
 	// FailureThreshold is how many consecutive request failures open a closed breaker.
 	FailureThreshold int
+	// HealthFailureThreshold is how many consecutive failed health checks, with no successful request between
+	// them, open a closed breaker. One slow health answer under load is not evidence of an outage.
+	HealthFailureThreshold int
 	// OpenFor is how long an open breaker refuses requests before it lets one probe through.
 	OpenFor time.Duration
 }
@@ -72,6 +75,8 @@ type Breaker struct {
 	State State
 	// Failures counts consecutive request failures while closed.
 	Failures int
+	// HealthFailures counts consecutive failed health checks while closed.
+	HealthFailures int
 	// Since is when State last changed.
 	Since time.Time
 	// RetryAt is, while open, when a probe request may go through.
@@ -103,10 +108,11 @@ func (b Breaker) Admit(now time.Time, p Policy) (Breaker, bool) {
 // On returns the breaker after ev:
 //
 //	closed    + failure     -> closed with one more failure, open at FailureThreshold
-//	closed    + success     -> closed, failures reset
+//	closed    + health fail -> closed with one more health failure, open at HealthFailureThreshold
+//	closed    + success, health ok -> closed, both counts reset
 //	half-open + success     -> closed
-//	half-open + failure     -> open for OpenFor
-//	any       + health fail -> open for OpenFor (an open breaker keeps its Since and waits OpenFor again)
+//	half-open + failure, health fail -> open for OpenFor
+//	open      + health fail -> open, waiting OpenFor again (Since is kept)
 //	open, half-open + health ok -> closed
 //	half-open + abandoned   -> half-open, probe slot free
 //
@@ -119,7 +125,7 @@ func (b Breaker) On(ev Event, now time.Time, p Policy) Breaker {
 	case EventSuccess:
 		switch b.State {
 		case Closed:
-			b.Failures = 0
+			b.Failures, b.HealthFailures = 0, 0
 		case HalfOpen:
 			return closed()
 		}
@@ -137,12 +143,19 @@ func (b Breaker) On(ev Event, now time.Time, p Policy) Breaker {
 		if b.State != Closed {
 			return closed()
 		}
+		b.HealthFailures = 0
 	case EventHealthFail:
-		if b.State == Open {
+		switch b.State {
+		case Closed:
+			b.HealthFailures++
+			if b.HealthFailures >= max(p.HealthFailureThreshold, 1) {
+				return open()
+			}
+		case HalfOpen:
+			return open()
+		default:
 			b.RetryAt = now.Add(p.OpenFor)
-			return b
 		}
-		return open()
 	case EventAbandoned:
 		if b.State == HalfOpen {
 			b.Probing = false

@@ -8,7 +8,7 @@ import (
 )
 
 func TestBreakerOn(t *testing.T) {
-	p := Policy{FailureThreshold: 3, OpenFor: 2 * time.Second}
+	p := Policy{FailureThreshold: 3, HealthFailureThreshold: 3, OpenFor: 2 * time.Second}
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	now := t0.Add(5 * time.Second)
 	openAt := func(since, retry time.Time) Breaker { return Breaker{State: Open, Since: since, RetryAt: retry} }
@@ -30,11 +30,20 @@ func TestBreakerOn(t *testing.T) {
 		"closed, success resets the failures": {
 			Breaker{State: Closed, Since: t0, Failures: 2}, EventSuccess,
 			Breaker{State: Closed, Since: t0}},
-		"closed, health fail opens at once": {
+		"closed, one failed health check is not evidence enough": {
 			Breaker{State: Closed, Since: t0}, EventHealthFail,
+			Breaker{State: Closed, Since: t0, HealthFailures: 1}},
+		"closed, failed health checks at threshold open": {
+			Breaker{State: Closed, Since: t0, HealthFailures: 2}, EventHealthFail,
 			openAt(now, now.Add(2*time.Second))},
-		"closed, health ok changes nothing": {
-			Breaker{State: Closed, Since: t0, Failures: 1}, EventHealthOK,
+		"closed, a request failure and a failed health check count apart": {
+			Breaker{State: Closed, Since: t0, Failures: 2, HealthFailures: 1}, EventHealthFail,
+			Breaker{State: Closed, Since: t0, Failures: 2, HealthFailures: 2}},
+		"closed, a success resets both counts": {
+			Breaker{State: Closed, Since: t0, Failures: 2, HealthFailures: 2}, EventSuccess,
+			Breaker{State: Closed, Since: t0}},
+		"closed, a passed health check resets the health count only": {
+			Breaker{State: Closed, Since: t0, Failures: 1, HealthFailures: 2}, EventHealthOK,
 			Breaker{State: Closed, Since: t0, Failures: 1}},
 		"closed, abandoned changes nothing": {
 			Breaker{State: Closed, Since: t0, Failures: 1}, EventAbandoned,

@@ -8,22 +8,32 @@ import (
 
 // metrics of a pool. A nil *metrics records nothing.
 type metrics struct {
-	attempts *prometheus.CounterVec
-	failures *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
+	failures    *prometheus.CounterVec
+	transitions *prometheus.CounterVec
+	stale       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, p *Pool) (*metrics, error) {
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "supportstack_storage_attempts_total",
-			Help: "Requests sent to a storage endpoint, by endpoint and operation (put, get, list).",
+			Help: "Requests sent to a storage endpoint, by endpoint and operation (put, get, stat, list).",
 		}, []string{"endpoint", "op"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "supportstack_storage_failures_total",
 			Help: "Requests to a storage endpoint that failed (and fell through to the next endpoint), by endpoint and operation.",
 		}, []string{"endpoint", "op"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supportstack_storage_breaker_transitions_total",
+			Help: "Changes of a storage endpoint's circuit breaker, by endpoint, old and new state, and the cause (request-failed, health-check-failed, health-check-passed, request-succeeded, retry-due, ...).",
+		}, []string{"endpoint", "from", "to", "cause"}),
+		stale: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "supportstack_storage_stale_health_failures_total",
+			Help: "Failed health checks ignored because a request to the endpoint succeeded while the check was under way.",
+		}, []string{"endpoint"}),
 	}
-	for _, c := range []prometheus.Collector{m.attempts, m.failures, breakerCollector{p}} {
+	for _, c := range []prometheus.Collector{m.attempts, m.failures, m.transitions, m.stale, breakerCollector{p}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register storage pool metrics: %w", err)
 		}
@@ -40,6 +50,18 @@ func (m *metrics) attempt(endpoint, op string) {
 func (m *metrics) failure(endpoint, op string) {
 	if m != nil {
 		m.failures.WithLabelValues(endpoint, op).Inc()
+	}
+}
+
+func (m *metrics) transition(endpoint string, from, to State, cause string) {
+	if m != nil {
+		m.transitions.WithLabelValues(endpoint, from.String(), to.String(), cause).Inc()
+	}
+}
+
+func (m *metrics) staleHealth(endpoint string) {
+	if m != nil {
+		m.stale.WithLabelValues(endpoint).Inc()
 	}
 }
 

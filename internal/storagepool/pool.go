@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,10 +26,12 @@ type Endpoint = objectstore.Endpoint
 
 // Defaults of Options.
 const (
-	DefaultFailureThreshold = 3
-	DefaultOpenFor          = 2 * time.Second
-	DefaultHealthInterval   = time.Second
-	DefaultRequestTimeout   = 10 * time.Second
+	DefaultFailureThreshold       = 3
+	DefaultHealthFailureThreshold = 3
+	DefaultOpenFor                = 2 * time.Second
+	DefaultHealthInterval         = time.Second
+	DefaultHealthTimeout          = 5 * time.Second
+	DefaultRequestTimeout         = 10 * time.Second
 )
 
 var (
@@ -39,6 +43,9 @@ var (
 	ErrNotFound = errors.New("object not found")
 	// ErrTooLarge means that an object is larger than the caller's limit.
 	ErrTooLarge = errors.New("object larger than the limit")
+	// ErrPrecondition means that a conditional write did not happen: an object exists where IfAbsent asked for
+	// none, or the current object's ETag is not IfMatch. Like ErrNotFound it is an answer, not a failure.
+	ErrPrecondition = errors.New("precondition failed")
 )
 
 // Options of a Pool.
@@ -48,11 +55,16 @@ type Options struct {
 	Bucket    string
 	// FailureThreshold is how many consecutive request failures open an endpoint's breaker (default 3).
 	FailureThreshold int
+	// HealthFailureThreshold is how many consecutive failed health checks open it (default 3). A check that
+	// fails while a request to the endpoint succeeds does not count: the request is better evidence.
+	HealthFailureThreshold int
 	// OpenFor is how long an open breaker refuses requests before it lets one probe through (default 2s).
 	OpenFor time.Duration
-	// HealthInterval is how often Run checks each endpoint's health (default 1s). A failed check opens the
-	// endpoint's breaker at once, a good one closes it.
+	// HealthInterval is how often Run checks each endpoint's health (default 1s). HealthFailureThreshold
+	// failed checks in a row open the endpoint's breaker, a good one closes it.
 	HealthInterval time.Duration
+	// HealthTimeout bounds one health check (default 5s): long enough that a busy server's answer still counts.
+	HealthTimeout time.Duration
 	// RequestTimeout bounds one attempt at one endpoint (default 10s), so that a hung server cannot hold a
 	// caller for longer than RequestTimeout per endpoint.
 	RequestTimeout time.Duration
@@ -60,6 +72,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// Registerer receives the pool's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Logger receives a line for every breaker transition; nil logs nothing.
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -69,7 +83,9 @@ type Pool struct {
 	bucket    string
 	policy    Policy
 	interval  time.Duration
+	hcTimeout time.Duration
 	timeout   time.Duration
+	log       *slog.Logger
 	hc        *http.Client
 	now       func() time.Time
 	endpoints []*endpoint
@@ -88,6 +104,7 @@ type endpoint struct {
 	lastErr     string
 	lastErrAt   time.Time
 	lastHealthy time.Time
+	lastSuccess time.Time // of a request
 }
 
 // EndpointState is what State reports about one endpoint.
@@ -114,12 +131,21 @@ func New(o Options) (*Pool, error) {
 		return nil, errors.New("no bucket configured")
 	}
 	p := &Pool{
-		bucket:   o.Bucket,
-		policy:   Policy{FailureThreshold: orDefault(o.FailureThreshold, DefaultFailureThreshold), OpenFor: orDefault(o.OpenFor, DefaultOpenFor)},
-		interval: orDefault(o.HealthInterval, DefaultHealthInterval),
-		timeout:  orDefault(o.RequestTimeout, DefaultRequestTimeout),
-		hc:       o.HTTPClient,
-		now:      o.Now,
+		bucket: o.Bucket,
+		policy: Policy{
+			FailureThreshold:       orDefault(o.FailureThreshold, DefaultFailureThreshold),
+			HealthFailureThreshold: orDefault(o.HealthFailureThreshold, DefaultHealthFailureThreshold),
+			OpenFor:                orDefault(o.OpenFor, DefaultOpenFor),
+		},
+		interval:  orDefault(o.HealthInterval, DefaultHealthInterval),
+		hcTimeout: orDefault(o.HealthTimeout, DefaultHealthTimeout),
+		timeout:   orDefault(o.RequestTimeout, DefaultRequestTimeout),
+		hc:        o.HTTPClient,
+		now:       o.Now,
+		log:       o.Logger,
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	if p.hc == nil {
 		p.hc = &http.Client{}
@@ -198,15 +224,18 @@ func (p *Pool) CheckHealth(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, ep := range p.endpoints {
 		wg.Go(func() {
-			err := objectstore.Health(ctx, p.hc, ep.url)
+			start := p.now()
+			hctx, cancel := context.WithTimeout(ctx, p.hcTimeout)
+			err := objectstore.Health(hctx, p.hc, ep.url)
+			cancel()
 			if ctx.Err() != nil {
 				return // shutting down: not the endpoint's fault
 			}
 			if err != nil {
-				ep.record(EventHealthFail, err, p.now(), p.policy)
+				p.record(ep, EventHealthFail, err, start)
 				return
 			}
-			ep.record(EventHealthOK, nil, p.now(), p.policy)
+			p.record(ep, EventHealthOK, nil, time.Time{})
 		})
 	}
 	wg.Wait()
@@ -234,6 +263,22 @@ func (p *Pool) Ready() bool {
 	return false
 }
 
+// Available reports whether some endpoint's breaker would admit a request now. A server asks before it reads a
+// request body that it could not store anyway.
+func (p *Pool) Available() bool {
+	now := p.now()
+	for _, ep := range p.endpoints {
+		ep.mu.Lock()
+		b := ep.breaker
+		ep.mu.Unlock()
+		switch {
+		case b.State == Closed, b.State == HalfOpen && !b.Probing, b.State == Open && !now.Before(b.RetryAt):
+			return true
+		}
+	}
+	return false
+}
+
 // RetryAfter is how long a caller refused with ErrUnavailable should wait: the time until an open breaker
 // lets a probe through or the next health check, whichever is shorter, at least one second.
 func (p *Pool) RetryAfter() time.Duration {
@@ -253,65 +298,191 @@ func (p *Pool) State() []EndpointState {
 	return out
 }
 
-func (ep *endpoint) admit(now time.Time, p Policy) (bool, Breaker) {
+// admit asks ep's breaker whether a request may go now.
+func (p *Pool) admit(ep *endpoint) (bool, Breaker) {
+	now := p.now()
 	ep.mu.Lock()
-	defer ep.mu.Unlock()
+	prev := ep.breaker
 	var ok bool
-	ep.breaker, ok = ep.breaker.Admit(now, p)
-	return ok, ep.breaker
+	ep.breaker, ok = ep.breaker.Admit(now, p.policy)
+	next, lastErr := ep.breaker, ep.lastErr
+	ep.mu.Unlock()
+	p.transition(ep, prev, next, "retry-due", lastErr)
+	return ok, next
 }
 
-func (ep *endpoint) record(ev Event, err error, now time.Time, p Policy) {
+// record feeds an event to ep's breaker. A failed health check that started before the endpoint's latest
+// successful request is stale evidence and is ignored: a check that timed out on a busy server must not open a
+// breaker that requests are getting through.
+func (p *Pool) record(ep *endpoint, ev Event, err error, checkStarted time.Time) {
+	now := p.now()
 	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	ep.breaker = ep.breaker.On(ev, now, p)
+	if ev == EventHealthFail && !ep.lastSuccess.IsZero() && !ep.lastSuccess.Before(checkStarted) {
+		ep.mu.Unlock()
+		p.metrics.staleHealth(ep.url)
+		return
+	}
+	prev := ep.breaker
+	ep.breaker = ep.breaker.On(ev, now, p.policy)
 	if err != nil {
 		ep.lastErr, ep.lastErrAt = err.Error(), now
 	}
-	if ev == EventHealthOK {
+	switch ev {
+	case EventHealthOK:
 		ep.lastHealthy = now
+	case EventSuccess:
+		ep.lastSuccess = now
 	}
+	next, lastErr := ep.breaker, ep.lastErr
+	ep.mu.Unlock()
+	p.transition(ep, prev, next, causes[ev], lastErr)
 }
 
-// Put writes an object to the first endpoint whose breaker admits it, falling through to the next endpoint when
-// an attempt fails, and returns the URL of the endpoint that stored it. When every endpoint failed or was
-// skipped, the error wraps ErrUnavailable and each endpoint's reason.
+// causes name what moved a breaker, for the log and the transitions metric.
+var causes = map[Event]string{
+	EventSuccess:    "request-succeeded",
+	EventFailure:    "request-failed",
+	EventHealthOK:   "health-check-passed",
+	EventHealthFail: "health-check-failed",
+	EventAbandoned:  "request-abandoned",
+}
+
+// transition logs and counts a change of a breaker's state.
+func (p *Pool) transition(ep *endpoint, prev, next Breaker, cause, lastErr string) {
+	if prev.State == next.State {
+		return
+	}
+	p.metrics.transition(ep.url, prev.State, next.State, cause)
+	level := slog.LevelInfo
+	attrs := []any{"endpoint", ep.url, "from", prev.State.String(), "to", next.State.String(), "cause", cause}
+	if next.State == Open {
+		level = slog.LevelWarn
+		attrs = append(attrs, "requestFailures", prev.Failures, "healthFailures", prev.HealthFailures, "lastError", lastErr)
+	}
+	p.log.Log(context.Background(), level, "Storage endpoint breaker changed", attrs...)
+}
+
+// WriteOptions qualify a write.
+type WriteOptions struct {
+	ContentType string
+	// IfAbsent writes only where no object exists (If-None-Match: *); otherwise the write fails with
+	// ErrPrecondition. Write-once objects use it, so that two writers racing on a key cannot replace data.
+	IfAbsent bool
+	// IfMatch writes only when the current object's ETag is this one (optimistic concurrency).
+	IfMatch string
+	// Metadata is stored as the object's user metadata.
+	Metadata map[string]string
+}
+
+// Object is an object as read, with its ETag and user metadata (keys in canonical header form, e.g.
+// "Records-Sha256").
+type Object struct {
+	Data     []byte
+	ETag     string
+	Metadata map[string]string
+}
+
+// Put writes an object unconditionally; see Write.
 func (p *Pool) Put(ctx context.Context, key string, data []byte, contentType string) (string, error) {
+	url, _, err := p.Write(ctx, key, data, WriteOptions{ContentType: contentType})
+	return url, err
+}
+
+// Write writes an object to the first endpoint whose breaker admits it, falling through to the next endpoint
+// when an attempt fails, and returns the URL of the endpoint that stored it and the object's new ETag. When
+// every endpoint failed or was skipped, the error wraps ErrUnavailable and each endpoint's reason. A
+// precondition that does not hold is ErrPrecondition, an answer that does not fall through.
+func (p *Pool) Write(ctx context.Context, key string, data []byte, o WriteOptions) (string, string, error) {
+	opts := minio.PutObjectOptions{ContentType: o.ContentType, DisableMultipart: true, UserMetadata: o.Metadata}
+	switch {
+	case o.IfAbsent:
+		opts.SetMatchETagExcept("*")
+	case o.IfMatch != "":
+		opts.SetMatchETag(o.IfMatch)
+	}
+	var etag string
 	url, err := p.do(ctx, "put", func(ctx context.Context, c *minio.Client) error {
-		_, err := c.PutObject(ctx, p.bucket, key, bytes.NewReader(data), int64(len(data)),
-			minio.PutObjectOptions{ContentType: contentType, DisableMultipart: true})
-		return err
+		info, err := c.PutObject(ctx, p.bucket, key, bytes.NewReader(data), int64(len(data)), opts)
+		if err != nil {
+			err = classify(err)
+			if errors.Is(err, ErrNotFound) {
+				// If-Match on a key with no object: the object it was read as is gone.
+				return fmt.Errorf("%w: %w", ErrPrecondition, err)
+			}
+			return err
+		}
+		etag = info.ETag
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("put %q: %w", key, err)
+		return "", "", fmt.Errorf("put %q: %w", key, err)
 	}
-	return url, nil
+	return url, etag, nil
 }
 
-// Get reads an object of at most limit bytes, with the same fallback as Put. A missing object is ErrNotFound,
-// an answer that does not fall through (the next endpoint is a replica of this one).
+// Get reads an object of at most limit bytes; see Read.
 func (p *Pool) Get(ctx context.Context, key string, limit int64) ([]byte, error) {
-	var data []byte
+	obj, err := p.Read(ctx, key, limit)
+	return obj.Data, err
+}
+
+// Read reads an object of at most limit bytes with its ETag and metadata, with the same fallback as Write. A
+// missing object is ErrNotFound, an answer that does not fall through (the next endpoint is a replica of this
+// one).
+func (p *Pool) Read(ctx context.Context, key string, limit int64) (Object, error) {
+	var out Object
 	_, err := p.do(ctx, "get", func(ctx context.Context, c *minio.Client) error {
 		obj, err := c.GetObject(ctx, p.bucket, key, minio.GetObjectOptions{})
 		if err != nil {
-			return notFound(err)
+			return classify(err)
 		}
 		defer obj.Close()
+		info, err := obj.Stat()
+		if err != nil {
+			return classify(err)
+		}
+		if info.Size > limit {
+			return fmt.Errorf("%w: %d bytes", ErrTooLarge, limit)
+		}
 		b, err := io.ReadAll(io.LimitReader(obj, limit+1))
 		if err != nil {
-			return notFound(err)
+			return classify(err)
 		}
 		if int64(len(b)) > limit {
 			return fmt.Errorf("%w: %d bytes", ErrTooLarge, limit)
 		}
-		data = b
+		out = Object{Data: b, ETag: info.ETag, Metadata: metadata(info)}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("get %q: %w", key, err)
+		return Object{}, fmt.Errorf("get %q: %w", key, err)
 	}
-	return data, nil
+	return out, nil
+}
+
+// Stat reads an object's ETag and metadata without its content.
+func (p *Pool) Stat(ctx context.Context, key string) (Object, error) {
+	var out Object
+	_, err := p.do(ctx, "stat", func(ctx context.Context, c *minio.Client) error {
+		info, err := c.StatObject(ctx, p.bucket, key, minio.StatObjectOptions{})
+		if err != nil {
+			return classify(err)
+		}
+		out = Object{ETag: info.ETag, Metadata: metadata(info)}
+		return nil
+	})
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %q: %w", key, err)
+	}
+	return out, nil
+}
+
+func metadata(info minio.ObjectInfo) map[string]string {
+	out := map[string]string{}
+	for k, v := range info.UserMetadata {
+		out[http.CanonicalHeaderKey(strings.TrimPrefix(strings.ToLower(k), "x-amz-meta-"))] = v
+	}
+	return out
 }
 
 // List returns up to limit keys under prefix (recursively, in key order), with the same fallback as Put.
@@ -338,9 +509,17 @@ func (p *Pool) List(ctx context.Context, prefix string, limit int) ([]string, er
 	return keys, nil
 }
 
-func notFound(err error) error {
-	if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+// classify turns the S3 answers that are answers, not failures, into ErrNotFound and ErrPrecondition.
+func classify(err error) error {
+	resp := minio.ToErrorResponse(err)
+	switch {
+	case resp.Code == minio.NoSuchKey || (resp.StatusCode == http.StatusNotFound && resp.Code != minio.NoSuchBucket):
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	// MinIO answers 409 ConditionalRequestConflict when a concurrent conditional write won: for the caller it
+	// is the same as a precondition that did not hold.
+	case resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" ||
+		resp.Code == "ConditionalRequestConflict":
+		return fmt.Errorf("%w: %w", ErrPrecondition, err)
 	}
 	return err
 }
@@ -350,7 +529,7 @@ func notFound(err error) error {
 func (p *Pool) do(ctx context.Context, op string, fn func(context.Context, *minio.Client) error) (string, error) {
 	var errs []error
 	for _, ep := range p.endpoints {
-		ok, b := ep.admit(p.now(), p.policy)
+		ok, b := p.admit(ep)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: circuit %s since %s", ep.url, b.State, b.Since.UTC().Format(time.RFC3339)))
 			continue
@@ -360,15 +539,15 @@ func (p *Pool) do(ctx context.Context, op string, fn func(context.Context, *mini
 		err := fn(actx, ep.client)
 		cancel()
 		switch {
-		case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge):
-			ep.record(EventSuccess, nil, p.now(), p.policy)
+		case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrPrecondition):
+			p.record(ep, EventSuccess, nil, time.Time{})
 			return ep.url, err
 		case ctx.Err() != nil:
-			ep.record(EventAbandoned, nil, p.now(), p.policy)
+			p.record(ep, EventAbandoned, nil, time.Time{})
 			return "", fmt.Errorf("%s: %w", op, ctx.Err())
 		}
 		p.metrics.failure(ep.url, op)
-		ep.record(EventFailure, err, p.now(), p.policy)
+		p.record(ep, EventFailure, err, time.Time{})
 		errs = append(errs, fmt.Errorf("%s: %w", ep.url, err))
 	}
 	return "", fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
