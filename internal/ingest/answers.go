@@ -27,10 +27,16 @@ const (
 func (s *Server) answers(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	claims, rerr := s.authenticate(r)
 	if rerr != nil {
-		s.fail(w, info, rerr)
+		s.refuseUnread(w, info, rerr)
 		return
 	}
 	info.device = claims.DeviceID
+	release, rerr := s.admission.enter(r.Context())
+	if rerr != nil {
+		s.fail(w, info, rerr)
+		return
+	}
+	defer release()
 	answers, err := s.readAnswers(r.Context(), claims.DeviceID)
 	if err != nil {
 		s.unavailable(w, info, err)

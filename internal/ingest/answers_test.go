@@ -95,7 +95,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		`supportstack_ingest_stored_bytes_total{object="device"}`,
 		`supportstack_ingest_storage_write_seconds_bucket{object="batch",result="ok",le="10"} 1`,
 		`supportstack_storage_breaker_state{endpoint="` + site.URL + `",state="closed"} 1`,
-		`supportstack_storage_attempts_total{endpoint="` + site.URL + `",op="put"} 2`,
+		// the device record, the ledger, the batch
+		`supportstack_storage_attempts_total{endpoint="` + site.URL + `",op="put"} 3`,
 		`go_goroutines`,
 	} {
 		require.Contains(t, string(body), want)

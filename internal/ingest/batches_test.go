@@ -101,17 +101,18 @@ func TestGoodBatchIsStoredAtDeterministicKeys(t *testing.T) {
 	require.NoError(t, json.Unmarshal(invData, &inv))
 	requireSameRecord(t, records[6], inv)
 
-	want := []string{protocol.DeviceKey(id), batchKey, protocol.InventoryKey(id),
+	want := []string{protocol.DeviceKey(id), batchKey, protocol.InventoryKey(id), protocol.LedgerKey(id),
 		protocol.QuestionKey(id, "q-11111111"), protocol.QuestionKey(id, "q-22222222")}
 	require.ElementsMatch(t, want, keys(t, site))
 
-	// A retried identical batch (its ack was lost) is acknowledged again and overwrites the same objects,
-	// byte for byte: no new keys.
+	// A retried identical batch (its ack was lost) is acknowledged again and finds its objects stored: no new
+	// keys, no new versions of the write-once ones.
 	require.Equal(t, uint64(15), ack(t, h.do(http.MethodPost, protocol.PathBatches, dev.Credential, mustJSON(t, b), nil)))
 	require.ElementsMatch(t, want, keys(t, site))
 	require.Equal(t, batchData, mustRead(t, site, batchKey))
 	require.Equal(t, invData, mustRead(t, site, protocol.InventoryKey(id)))
-	require.Equal(t, 2, objects(t, site)[batchKey], "the retry overwrote the batch (a second version of one key)")
+	require.Equal(t, 1, objects(t, site)[batchKey], "the retry wrote the batch again")
+	require.Equal(t, 1, objects(t, site)[protocol.QuestionKey(id, "q-11111111")], "the retry wrote a question again")
 
 	// The next batch, uncompressed, lands under its own key.
 	require.Equal(t, uint64(17), ack(t, h.do(http.MethodPost, protocol.PathBatches, dev.Credential,

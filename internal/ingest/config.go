@@ -44,18 +44,53 @@ type Config struct {
 	// StorageHealthInterval is how often each storage endpoint's health is checked; 0 means 1s.
 	StorageHealthInterval time.Duration
 
+	// MaxConcurrentRequests bounds the requests doing storage work at once (enroll, batches, answers); 0 means
+	// DefaultMaxConcurrentRequests. A request waits up to AdmissionWait (0: DefaultAdmissionWait) for a slot and
+	// is otherwise refused with 429 overloaded and a spread Retry-After.
+	MaxConcurrentRequests int
+	AdmissionWait         time.Duration
+	// EnrollReadTimeout and BatchReadTimeout are how long a client has to send an enrollment or batch body
+	// (0: DefaultEnrollReadTimeout, DefaultBatchReadTimeout); a slower one gets 408 body_timeout.
+	EnrollReadTimeout time.Duration
+	BatchReadTimeout  time.Duration
+	// Rand returns numbers in [0, 1) to spread Retry-After times; nil is math/rand.
+	Rand func() float64
+
 	// Logger receives request logs; nil discards them in New and means JSON on stderr in Run.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
-// Defaults of the rate flags.
+// Defaults of the rate and admission flags.
 const (
 	DefaultMaxRecordsPerSecond   = 200
 	DefaultRecordsBurst          = 2000
 	DefaultDrainRecordsPerSecond = 150
+	DefaultMaxConcurrentRequests = 64
+	DefaultAdmissionWait         = 2 * time.Second
+	// An enrollment body is at most 16 KiB, a batch body a few MiB sent by a PC on any line.
+	DefaultEnrollReadTimeout = 10 * time.Second
+	DefaultBatchReadTimeout  = 30 * time.Second
 )
+
+func (c *Config) maxConcurrentRequests() int {
+	if c.MaxConcurrentRequests <= 0 {
+		return DefaultMaxConcurrentRequests
+	}
+	return c.MaxConcurrentRequests
+}
+
+func (c *Config) admissionWait() time.Duration {
+	return orDefault(c.AdmissionWait, DefaultAdmissionWait)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
 
 // BindFlags registers the shared storage flags and the ingest's own.
 func (c *Config) BindFlags(fs *flag.FlagSet) {
@@ -74,6 +109,10 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Limits.MaxRecordBytes, "max-record-bytes", protocol.DefaultLimits.MaxRecordBytes, "largest data of one record")
 	fs.DurationVar(&c.StorageRequestTimeout, "storage-request-timeout", 10*time.Second, "bound of one storage request at one endpoint")
 	fs.DurationVar(&c.StorageHealthInterval, "storage-health-interval", time.Second, "how often each storage endpoint's health is checked")
+	fs.IntVar(&c.MaxConcurrentRequests, "max-concurrent-requests", DefaultMaxConcurrentRequests, "requests doing storage work at once; more wait up to --admission-wait, then get 429 overloaded")
+	fs.DurationVar(&c.AdmissionWait, "admission-wait", DefaultAdmissionWait, "how long a request waits for a free slot before it is refused with 429 overloaded")
+	fs.DurationVar(&c.EnrollReadTimeout, "enroll-read-timeout", DefaultEnrollReadTimeout, "how long a client has to send an enrollment body")
+	fs.DurationVar(&c.BatchReadTimeout, "batch-read-timeout", DefaultBatchReadTimeout, "how long a client has to send a batch body")
 }
 
 // LoadEnv reads the storage credentials, ENROLLMENT_TOKEN and SIGNING_KEY from the environment and checks the
@@ -106,6 +145,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecordsPerSecond < 0 || c.RecordsBurst < 0 || c.DrainRecordsPerSecond < 0 {
 		errs = append(errs, errors.New("rates must not be negative"))
+	}
+	if c.MaxConcurrentRequests < 0 || c.AdmissionWait < 0 || c.EnrollReadTimeout < 0 || c.BatchReadTimeout < 0 {
+		errs = append(errs, errors.New("--max-concurrent-requests, --admission-wait and the read timeouts must not be negative"))
 	}
 	return errors.Join(errs...)
 }

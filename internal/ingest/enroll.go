@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,17 +33,20 @@ type Device struct {
 	Hostname     string `json:"hostname"`
 	OS           string `json:"os"`
 	AgentVersion string `json:"agentVersion"`
+	// PublicKey is the device's Ed25519 key in wire form; empty for a device enrolled before device keys, until
+	// it binds one.
+	PublicKey string `json:"publicKey,omitempty"`
 	// EnrolledAt is the first enrollment; a re-enrollment keeps it.
 	EnrolledAt time.Time `json:"enrolledAt"`
 	// LastEnrolledAt is the most recent enrollment.
 	LastEnrolledAt time.Time `json:"lastEnrolledAt"`
 }
 
-// enroll answers POST /v1/enroll: it checks the tenant's enrollment token, writes the device's record durably
-// and only then issues the credential.
+// enroll answers POST /v1/enroll: it checks the tenant's enrollment token, decides which identity the request
+// gets (protocol/devicekey.go), writes the device's record durably and only then issues the credential.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	if !s.enrollmentTokenOK(r) {
-		s.fail(w, info, &protocol.RequestError{Status: http.StatusUnauthorized, Code: "invalid_enrollment_token",
+		s.refuseUnread(w, info, &protocol.RequestError{Status: http.StatusUnauthorized, Code: "invalid_enrollment_token",
 			Message: "Authorization: Bearer <the tenant's enrollment token> is required"})
 		return
 	}
@@ -50,20 +55,28 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		s.fail(w, info, rerr)
 		return
 	}
-
-	// A valid deviceId is a re-enrollment that keeps the device's identity (and so its seq); anything else gets
-	// a new identity.
-	id := req.DeviceID
-	if !protocol.ValidDeviceID(id) {
-		var err error
-		if id, err = protocol.NewDeviceID(); err != nil {
-			info.err = err
-			s.fail(w, info, &protocol.RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "cannot create a device ID"})
+	release, rerr := s.admission.enter(r.Context())
+	if rerr != nil {
+		s.fail(w, info, rerr)
+		return
+	}
+	defer release()
+	id, err := s.identify(r.Context(), req)
+	if err != nil {
+		var re *protocol.RequestError
+		if errors.As(err, &re) {
+			info.device = req.DeviceID
+			s.fail(w, info, re)
 			return
 		}
+		s.unavailable(w, info, err)
+		return
 	}
-	info.device = id
-	credential, claims, err := s.signer.Issue(id)
+	info.device = id.deviceID
+	if id.reason != "" {
+		s.log.Info("Enrolling as a new device", "requestedDeviceId", req.DeviceID, "deviceId", id.deviceID, "reason", id.reason)
+	}
+	credential, claims, err := s.signer.Issue(id.deviceID)
 	if err != nil {
 		info.err = err
 		s.fail(w, info, &protocol.RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "cannot issue a credential"})
@@ -71,15 +84,12 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 	}
 
 	now := s.now().UTC()
-	dev := Device{DeviceID: id, Hostname: req.Hostname, OS: req.OS, AgentVersion: req.AgentVersion, EnrolledAt: now, LastEnrolledAt: now}
-	if id == req.DeviceID {
-		prev, err := s.readDevice(r, id)
-		switch {
-		case errors.Is(err, storagepool.ErrUnavailable):
-			s.unavailable(w, info, err)
-			return
-		case err == nil:
-			dev.EnrolledAt = prev.EnrolledAt
+	dev := Device{DeviceID: id.deviceID, Hostname: req.Hostname, OS: req.OS, AgentVersion: req.AgentVersion,
+		PublicKey: req.PublicKey, EnrolledAt: now, LastEnrolledAt: now}
+	if id.prev != nil {
+		dev.EnrolledAt = id.prev.EnrolledAt
+		if id.prev.PublicKey != "" {
+			dev.PublicKey = id.prev.PublicKey
 		}
 	}
 	data, err := json.Marshal(dev)
@@ -88,29 +98,138 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		s.fail(w, info, &protocol.RequestError{Status: http.StatusInternalServerError, Code: "internal", Message: "cannot encode the device record"})
 		return
 	}
-	if err := s.put(r.Context(), object{key: protocol.DeviceKey(id), data: data, contentType: "application/json", kind: "device"}); err != nil {
+	// Conditional, so that two enrollments racing for one identity cannot both win: a new record is written
+	// only where none is, an existing one only as it was read.
+	_, _, err = s.pool.Write(r.Context(), protocol.DeviceKey(id.deviceID), data, storagepool.WriteOptions{
+		ContentType: "application/json", IfAbsent: id.etag == "", IfMatch: id.etag})
+	if errors.Is(err, storagepool.ErrPrecondition) {
+		s.fail(w, info, &protocol.RequestError{Status: http.StatusConflict, Code: "enrollment_conflict",
+			Message: "the device's record changed during this enrollment: enroll again", RetryAfter: 1})
+		return
+	}
+	if err != nil {
 		s.unavailable(w, info, err)
 		return
 	}
-	s.ok(w, info, protocol.EnrollResponse{DeviceID: id, Credential: credential,
+	s.metrics.bytesStored.WithLabelValues("device").Add(float64(len(data)))
+	s.ok(w, info, protocol.EnrollResponse{DeviceID: id.deviceID, Credential: credential,
 		ExpiresAt: time.Unix(claims.ExpiresAt, 0).UTC(), Endpoints: s.cfg.IngestEndpoints})
 }
 
-// readDevice reads a device's enrollment record; a missing or unreadable one is an error other than
-// storagepool.ErrUnavailable.
-func (s *Server) readDevice(r *http.Request, id string) (Device, error) {
-	var d Device
-	data, err := s.pool.Get(r.Context(), protocol.DeviceKey(id), maxEnrollBytes)
+// identity is the device an enrollment gets.
+type identity struct {
+	deviceID string
+	// prev and etag are the device's record as read; nil and "" for a device that has none yet.
+	prev *Device
+	etag string
+	// reason is set when a request that named a device ID gets a new one instead.
+	reason string
+}
+
+// identify decides which device an enrollment is for:
+//
+//   - no device ID: a new device;
+//   - a device whose record holds a key: that device, once the request proves it holds the key (a signed
+//     challenge); without a proof the answer is 401 proof_required with a challenge;
+//   - a device enrolled before device keys: that device, binding the request's key, when the request presents
+//     the device's last credential; a new device otherwise, since nothing proves the request comes from it;
+//   - a device without a record (lost, or not replicated here yet): that device when the request proves it
+//     holds the key it names, a new device when it names none.
+//
+// An error is a *protocol.RequestError for a refusal and a storage error otherwise.
+func (s *Server) identify(ctx context.Context, req protocol.EnrollRequest) (identity, error) {
+	var key ed25519.PublicKey
+	if req.PublicKey != "" {
+		var err error
+		if key, err = protocol.ParsePublicKey(req.PublicKey); err != nil {
+			return identity{}, &protocol.RequestError{Status: http.StatusBadRequest, Code: "invalid_public_key", Message: err.Error()}
+		}
+	}
+	fresh := func(reason string) (identity, error) {
+		id, err := protocol.NewDeviceID()
+		if err != nil {
+			return identity{}, err
+		}
+		return identity{deviceID: id, reason: reason}, nil
+	}
+	if req.DeviceID == "" {
+		return fresh("")
+	}
+	if !protocol.ValidDeviceID(req.DeviceID) {
+		return fresh("the requested device ID is malformed")
+	}
+	prev, etag, err := s.readDevice(ctx, req.DeviceID)
+	switch {
+	case errors.Is(err, storagepool.ErrNotFound):
+		if key == nil {
+			return fresh("no record of the device and no key to prove it")
+		}
+		if err := s.checkProof(req, key); err != nil {
+			return identity{}, err
+		}
+		return identity{deviceID: req.DeviceID}, nil
+	case err != nil:
+		return identity{}, err
+	case prev.PublicKey == "":
+		if key == nil {
+			return fresh("the device has no key and the request proves nothing")
+		}
+		c, err := s.signer.VerifyIgnoringExpiry(req.Credential)
+		if err != nil || c.DeviceID != req.DeviceID {
+			return fresh("the device has no key yet and the request does not present its credential")
+		}
+		return identity{deviceID: req.DeviceID, prev: &prev, etag: etag}, nil
+	}
+	stored, err := protocol.ParsePublicKey(prev.PublicKey)
 	if err != nil {
-		return d, err
+		return identity{}, fmt.Errorf("device record of %s holds an unreadable key", req.DeviceID)
 	}
-	if err := json.Unmarshal(data, &d); err != nil {
-		return d, fmt.Errorf("decode device record: %w", err)
+	if key != nil && !key.Equal(stored) {
+		return identity{}, &protocol.RequestError{Status: http.StatusForbidden, Code: "device_key_mismatch",
+			Message: "the device is bound to another key: enroll as a new device"}
 	}
-	if d.EnrolledAt.IsZero() {
-		return d, errors.New("device record has no enrollment time")
+	if err := s.checkProof(req, stored); err != nil {
+		return identity{}, err
 	}
-	return d, nil
+	return identity{deviceID: req.DeviceID, prev: &prev, etag: etag}, nil
+}
+
+// checkProof verifies the request's answer to a challenge, and asks for one when there is none.
+func (s *Server) checkProof(req protocol.EnrollRequest, key ed25519.PublicKey) error {
+	if req.Challenge == "" || req.Signature == "" {
+		challenge, err := s.signer.IssueChallenge(req.DeviceID)
+		if err != nil {
+			return err
+		}
+		return &protocol.RequestError{Status: http.StatusUnauthorized, Code: "proof_required", Challenge: challenge,
+			Message: "sign the challenge with the device's key to enroll as this device"}
+	}
+	err := s.signer.VerifyProof(req.DeviceID, key, req.Challenge, req.Signature)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, protocol.ErrExpiredChallenge):
+		challenge, cerr := s.signer.IssueChallenge(req.DeviceID)
+		if cerr != nil {
+			return cerr
+		}
+		return &protocol.RequestError{Status: http.StatusUnauthorized, Code: "proof_required", Challenge: challenge,
+			Message: "the challenge expired: sign this one"}
+	}
+	return &protocol.RequestError{Status: http.StatusUnauthorized, Code: "invalid_proof", Message: err.Error()}
+}
+
+// readDevice reads a device's enrollment record and its ETag; a missing one is storagepool.ErrNotFound.
+func (s *Server) readDevice(ctx context.Context, id string) (Device, string, error) {
+	var d Device
+	obj, err := s.pool.Read(ctx, protocol.DeviceKey(id), maxEnrollBytes)
+	if err != nil {
+		return d, "", err
+	}
+	if err := json.Unmarshal(obj.Data, &d); err != nil || d.EnrolledAt.IsZero() {
+		return d, "", fmt.Errorf("device record of %s is unreadable", id)
+	}
+	return d, obj.ETag, nil
 }
 
 // decodeEnroll reads an enrollment body strictly: bounded, uncompressed, one JSON object without unknown
@@ -125,11 +244,16 @@ func decodeEnroll(r *http.Request) (protocol.EnrollRequest, *protocol.RequestErr
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxEnrollBytes+1))
 	if err != nil {
-		return req, &protocol.RequestError{Status: http.StatusBadRequest, Code: "unreadable_body", Message: "read body: " + err.Error()}
+		return req, protocol.ReadError(err)
 	}
 	if len(raw) > maxEnrollBytes {
 		return req, &protocol.RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("enrollment body exceeds %d bytes", maxEnrollBytes)}
+	}
+	if err := protocol.StrictJSON(raw); err != nil {
+		var re *protocol.RequestError
+		errors.As(err, &re)
+		return req, re
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

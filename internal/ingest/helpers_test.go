@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -107,7 +108,10 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Pool().Run(ctx) }()
-	srv := httptest.NewServer(s.Handler())
+	// The production server's deadlines, on a test listener.
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config = webserver.NewServer("", s.Handler())
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -254,4 +258,38 @@ func containsAny(s string, subs ...string) string {
 		}
 	}
 	return ""
+}
+
+// enrollWithKey enrolls as the agent does: with the device's public key, answering a proof_required challenge
+// with a signature. It returns the final answer.
+func (h *harness) enrollWithKey(req protocol.EnrollRequest, key ed25519.PrivateKey) response {
+	h.t.Helper()
+	req.PublicKey = protocol.EncodeKey(key.Public().(ed25519.PublicKey))
+	r := h.do(http.MethodPost, protocol.PathEnroll, testEnrollmentToken, mustJSON(h.t, req), nil)
+	if r.status != http.StatusUnauthorized {
+		return r
+	}
+	var e protocol.Error
+	require.NoError(h.t, json.Unmarshal(r.body, &e))
+	if e.Code != "proof_required" {
+		return r
+	}
+	require.NotEmpty(h.t, e.Challenge)
+	req.Challenge, req.Signature = e.Challenge, protocol.SignProof(key, req.DeviceID, e.Challenge)
+	return h.do(http.MethodPost, protocol.PathEnroll, testEnrollmentToken, mustJSON(h.t, req), nil)
+}
+
+func enrolled(t testing.TB, r response) protocol.EnrollResponse {
+	t.Helper()
+	require.Equal(t, http.StatusOK, r.status, "enroll: %s", r.body)
+	var out protocol.EnrollResponse
+	require.NoError(t, json.Unmarshal(r.body, &out))
+	return out
+}
+
+func newKey(t testing.TB) ed25519.PrivateKey {
+	t.Helper()
+	k, err := protocol.NewDeviceKey()
+	require.NoError(t, err)
+	return k
 }

@@ -77,6 +77,21 @@ func TestRejectedRequestsStoreNothing(t *testing.T) {
 	bigData := json.RawMessage(`{"blob":"` + strings.Repeat("x", protocol.DefaultLimits.MaxRecordBytes) + `"}`)
 	oversized := []byte(`{"deviceId":"` + id + `","records":[],"pad":"` + strings.Repeat("x", int(protocol.DefaultLimits.MaxBodyBytes)) + `"}`)
 	tooMany := batch(telemetry(1, protocol.DefaultLimits.MaxRecords+1)...)
+	// Raw batches for what encoding/json would let through: each record is written by hand.
+	rawBatch := func(records ...string) []byte {
+		return []byte(`{"deviceId":"` + id + `","records":[` + strings.Join(records, ",") + `]}`)
+	}
+	rawRecord := func(data string) string {
+		return `{"seq":1,"kind":"perf","time":"2026-11-24T10:00:00Z","data":` + data + `}`
+	}
+	// The signature of a credential is 32 bytes: 43 base64 characters whose last one carries 2 unused bits.
+	// Flipping them spells the same bytes another way.
+	slack := func(c string) string {
+		last := c[len(c)-1]
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		i := strings.IndexByte(alphabet, last)
+		return c[:len(c)-1] + string(alphabet[i^1])
+	}
 	gz := map[string]string{"Content-Encoding": "gzip"}
 
 	type req struct {
@@ -138,6 +153,18 @@ func TestRejectedRequestsStoreNothing(t *testing.T) {
 		"enroll, long hostname":                 {enroll(testEnrollmentToken, mustJSON(t, protocol.EnrollRequest{Hostname: strings.Repeat("h", 300)})), 400, "invalid_enrollment"},
 		"enroll, control characters":            {enroll(testEnrollmentToken, mustJSON(t, protocol.EnrollRequest{Hostname: "pc\n{\"forged\":1}"})), 400, "invalid_enrollment"},
 		"enroll, gzip":                          {req{http.MethodPost, protocol.PathEnroll, testEnrollmentToken, gzipped(t, enrollBody), gz}, 415, "unsupported_encoding"},
+		"credential spelt with slack bits":      {post(slack(cred), batch(good...)), 401, "malformed_credential"},
+		"duplicate name in record data": {post(cred, rawBatch(rawRecord(`{"id":"q-1","text":"a"}`),
+			`{"seq":2,"kind":"question","time":"2026-11-24T10:00:00Z","data":{"id":"q-11111111","text":"one","id":"q-22222222"}}`)), 400, "duplicate_name"},
+		"duplicate seq name in a record": {post(cred, rawBatch(`{"seq":1,"seq":2,"kind":"perf","time":"2026-11-24T10:00:00Z","data":{}}`)), 400, "duplicate_name"},
+		"duplicate deviceId":             {post(cred, []byte(`{"deviceId":"`+id+`","deviceId":"`+otherID+`","records":[`+rawRecord(`{}`)+`]}`)), 400, "duplicate_name"},
+		"number beyond float64":          {post(cred, rawBatch(rawRecord(`{"cpu":1e999}`))), 400, "number_out_of_range"},
+		"negative number beyond float64": {post(cred, rawBatch(rawRecord(`{"cpu":-1e400}`))), 400, "number_out_of_range"},
+		"integer beyond 64 bits":         {post(cred, rawBatch(rawRecord(`{"bytes":184467440737095516160}`))), 400, "number_out_of_range"},
+		"NaN":                            {post(cred, rawBatch(rawRecord(`{"cpu":NaN}`))), 400, "malformed_json"},
+		"invalid UTF-8":                  {post(cred, rawBatch(rawRecord("{\"name\":\"\xff\xfe\"}"))), 400, "invalid_utf8"},
+		"enroll, duplicate name":         {enroll(testEnrollmentToken, []byte(`{"hostname":"a","hostname":"b"}`)), 400, "duplicate_name"},
+		"enroll, malformed public key":   {enroll(testEnrollmentToken, []byte(`{"hostname":"a","publicKey":"AAAA"}`)), 400, "invalid_public_key"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,12 +24,15 @@ type Server struct {
 	cfg       Config
 	limits    protocol.Limits
 	pool      *storagepool.Pool
+	ledgers   *ledgers
+	admission *admission
 	signer    protocol.Signer
 	tokenHash [sha256.Size]byte
 	limiter   *limiter
 	metrics   *metrics
 	log       *slog.Logger
 	now       func() time.Time
+	rand      func() float64
 	handler   http.Handler
 }
 
@@ -49,6 +52,10 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.rand = cfg.Rand
+	if s.rand == nil {
+		s.rand = rand.Float64
+	}
 	s.tokenHash = sha256.Sum256([]byte(cfg.EnrollmentToken))
 	s.signer = protocol.Signer{Tenant: cfg.Tenant, Key: cfg.SigningKey, TTL: cfg.CredentialTTL, Now: s.now}
 	s.limiter = newLimiter(cfg.MaxRecordsPerSecond, cfg.RecordsBurst, s.limits.MaxRecords)
@@ -67,27 +74,34 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 		RequestTimeout: cfg.StorageRequestTimeout,
 		HealthInterval: cfg.StorageHealthInterval,
 		Registerer:     reg,
+		Logger:         s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set up storage: %w", err)
 	}
+	s.ledgers = newLedgers(s.pool)
+	s.admission = newAdmission(cfg.maxConcurrentRequests(), cfg.admissionWait(), maxRetryAfterSeconds, s.rand)
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, fmt.Errorf("register ingest metrics: %w", err)
 	}
 
 	mux := http.NewServeMux()
 	// Routes match any method and check it themselves, so that a wrong method gets a protocol.Error body too.
-	mux.Handle(protocol.PathEnroll, s.route("enroll", http.MethodPost, s.enroll))
-	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, s.batches))
-	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, s.answers))
-	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, s.endpoints))
+	// Every route bounds its body and the time the client has to send it before anything else happens, so a
+	// client trickling bytes holds a goroutine for seconds, not forever.
+	enrollRead := orDefault(cfg.EnrollReadTimeout, DefaultEnrollReadTimeout)
+	batchRead := orDefault(cfg.BatchReadTimeout, DefaultBatchReadTimeout)
+	mux.Handle(protocol.PathEnroll, s.route("enroll", http.MethodPost, limits{body: maxEnrollBytes + 1, read: enrollRead, write: enrollRead + storageWriteTimeout}, s.enroll))
+	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, limits{body: s.limits.MaxBodyBytes + 1, read: batchRead, write: batchRead + storageWriteTimeout}, s.batches))
+	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, limits{read: shortReadTimeout, write: storageWriteTimeout}, s.answers))
+	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.endpoints))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	webserver.MetricsHandler(mux, reg)
-	mux.Handle("/", s.route("other", "", func(w http.ResponseWriter, _ *http.Request, info *requestInfo) {
-		s.fail(w, info, &protocol.RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
+	mux.Handle("/", s.route("other", "", limits{read: shortReadTimeout, write: shortReadTimeout}, func(w http.ResponseWriter, _ *http.Request, info *requestInfo) {
+		s.refuseUnread(w, info, &protocol.RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
 	}))
 	s.handler = mux
 	return s, nil
@@ -113,14 +127,38 @@ type requestInfo struct {
 
 type handlerFunc func(http.ResponseWriter, *http.Request, *requestInfo)
 
-// route wraps a handler with the method check, the request metric and the request log.
-func (s *Server) route(name, method string, h handlerFunc) http.Handler {
+// Deadlines of a request, from its arrival (after its headers); see also Config's read timeouts.
+const (
+	// shortReadTimeout: requests without a body.
+	shortReadTimeout = 10 * time.Second
+	// storageWriteTimeout: the response may wait for storage (two endpoints, a request timeout each).
+	storageWriteTimeout = 60 * time.Second
+	// maxRetryAfterSeconds is the widest window a Retry-After is drawn from.
+	maxRetryAfterSeconds = 30
+	// outageRetryWindow is how far Retry-Afters spread while storage is unavailable: agents come back within
+	// seconds of its return, but not all in the same second.
+	outageRetryWindow = 5
+)
+
+// limits of a route.
+type limits struct {
+	body        int64 // bytes; 0 for routes that read no body
+	read, write time.Duration
+}
+
+// route wraps a handler with deadlines, the body limit, the method check, the request metric and the request
+// log.
+func (s *Server) route(name, method string, l limits, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(l.read))
+		_ = rc.SetWriteDeadline(time.Now().Add(l.write))
+		r.Body = http.MaxBytesReader(w, r.Body, l.body)
 		info := &requestInfo{}
 		if method != "" && r.Method != method {
 			w.Header().Set("Allow", method)
-			s.fail(w, info, &protocol.RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			s.refuseUnread(w, info, &protocol.RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 				Message: "use " + method})
 		} else {
 			h(w, r, info)
@@ -179,15 +217,32 @@ func (s *Server) fail(w http.ResponseWriter, info *requestInfo, e *protocol.Requ
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="supportstack"`)
 	}
+	setRetryAfter(w, e.RetryAfter)
 	writeJSON(w, e.Status, e.Body())
 }
 
-// unavailable answers 503 with Retry-After: no storage endpoint took the write, nothing is acknowledged.
+// refuseUnread answers without reading the request body, and closes the connection rather than read and
+// discard the body afterwards: a refused client must not hold the server by trickling it.
+func (s *Server) refuseUnread(w http.ResponseWriter, info *requestInfo, e *protocol.RequestError) {
+	s.closeAfter(w)
+	s.fail(w, info, e)
+}
+
+// closeAfter makes the connection close after the response, without reading what is left of the body.
+func (s *Server) closeAfter(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// unavailable answers 503 with Retry-After: no storage endpoint took the write, nothing is acknowledged. The
+// Retry-After is spread over a few seconds past the time storage may be back, so agents return within seconds
+// of it, but not all at once.
 func (s *Server) unavailable(w http.ResponseWriter, info *requestInfo, err error) {
 	info.err = err
-	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(s.pool.RetryAfter())))
+	base := retryAfterSeconds(s.pool.RetryAfter())
 	s.fail(w, info, &protocol.RequestError{Status: http.StatusServiceUnavailable, Code: "storage_unavailable",
-		Message: "storage is unavailable; nothing was acknowledged, retry later"})
+		Message:    "storage is unavailable; nothing was acknowledged, retry later",
+		RetryAfter: spread(base, base+outageRetryWindow-1, s.rand)})
 }
 
 // bearer returns the token of an "Authorization: Bearer <token>" header.
@@ -235,7 +290,7 @@ func (s *Server) authenticate(r *http.Request) (protocol.Claims, *protocol.Reque
 func (s *Server) endpoints(w http.ResponseWriter, r *http.Request, info *requestInfo) {
 	claims, rerr := s.authenticate(r)
 	if rerr != nil {
-		s.fail(w, info, rerr)
+		s.refuseUnread(w, info, rerr)
 		return
 	}
 	info.device = claims.DeviceID

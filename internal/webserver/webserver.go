@@ -85,9 +85,25 @@ func MetricsHandler(mux *http.ServeMux, reg *prometheus.Registry) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }
 
+// NewServer returns an HTTP server for h with the deadlines every server here needs: a client gets 10 seconds
+// for its headers and at most a minute for the rest of its request (handlers set tighter deadlines per route),
+// two minutes for its response, and an idle connection is closed after 90 seconds. A client trickling bytes
+// therefore holds a connection for seconds, not for as long as it likes.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
 // Serve serves h on addr until ctx ends, then drains connections for up to 10 seconds.
 func Serve(ctx context.Context, addr string, h http.Handler) error {
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewServer(addr, h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	select {

@@ -1,0 +1,192 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// refusedAsReuse checks a 409 seq_reused answer and returns the highest seq the server says it holds.
+func refusedAsReuse(t *testing.T, r response) uint64 {
+	t.Helper()
+	require.Equal(t, http.StatusConflict, r.status, "body: %s", r.body)
+	require.Equal(t, "seq_reused", r.errorCode(t))
+	var e protocol.Error
+	require.NoError(t, json.Unmarshal(r.body, &e))
+	return e.HighestSeq
+}
+
+// otherData returns records with the same seqs as recs and other content.
+func otherData(recs []protocol.Record) []protocol.Record {
+	out := make([]protocol.Record, len(recs))
+	for i, r := range recs {
+		r.Data = json.RawMessage(fmt.Sprintf(`{"cpu":99,"forged":%d}`, r.Seq))
+		out[i] = r
+	}
+	return out
+}
+
+// After a batch is acknowledged, (device, seq) names its records forever: a retry of the very same batch is an
+// idempotent 200 that stores nothing new, and every other batch that reuses one of its seqs is refused with
+// 409 seq_reused, the server's highest seq, and nothing stored.
+func TestAcknowledgedRecordsCannotBeReplaced(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	batch := func(recs []protocol.Record) protocol.Batch {
+		return protocol.Batch{DeviceID: dev.DeviceID, Records: recs}
+	}
+
+	first := telemetry(1, 10)
+	require.Equal(t, uint64(10), ack(t, h.postBatch(dev.Credential, batch(first))))
+	firstKey := protocol.BatchKey(dev.DeviceID, first[0].Time, 1, 10)
+	stored := mustRead(t, site, firstKey)
+	baseline := objects(t, site)
+
+	laterDay := telemetry(1, 1)
+	laterDay[0].Time = laterDay[0].Time.Add(72 * time.Hour)
+	tests := map[string][]protocol.Record{
+		"seqs 5-7 with other data":              otherData(telemetry(5, 3)),
+		"seqs 5-7, same data, another grouping": telemetry(5, 3),
+		"seqs 8-12, overlapping the end":        telemetry(8, 5),
+		"seqs 1-10 with other data, same key":   otherData(first),
+		"seq 1 dated days later, another key":   laterDay,
+		"one acknowledged seq among new ones":   append(telemetry(10, 1), telemetry(20, 3)...),
+	}
+	for name, recs := range tests {
+		t.Run(name, func(t *testing.T) {
+			require.Equal(t, uint64(10), refusedAsReuse(t, h.postBatch(dev.Credential, batch(recs))))
+			require.Equal(t, baseline, objects(t, site), "a refused batch stored something")
+			require.Equal(t, stored, mustRead(t, site, firstKey), "the acknowledged batch changed")
+		})
+	}
+
+	// The very same batch again (its ack was lost): acknowledged, and not even a new version is written.
+	require.Equal(t, uint64(10), ack(t, h.postBatch(dev.Credential, batch(first))))
+	require.Equal(t, baseline, objects(t, site), "a retry wrote something")
+
+	// New seqs go on as before.
+	require.Equal(t, uint64(15), ack(t, h.postBatch(dev.Credential, batch(telemetry(11, 5)))))
+	require.Equal(t, float64(len(tests)), h.metric("supportstack_ingest_rejections_total", map[string]string{"route": "batches", "reason": "seq_reused"}),
+		"every reuse but the identical retry is counted")
+}
+
+// The legitimate ways of sending seqs out of order still work: a question that travelled ahead of older
+// telemetry, and a record the server once refused for good that is sent again alone, fill the holes they left.
+func TestHolesAreFilledLater(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	post := func(recs ...protocol.Record) response {
+		return h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: recs})
+	}
+	// The question (seq 6) goes first, telemetry 1-5 and 7-9 after it; seq 3 is refused for good, so the agent
+	// narrowed the batch down to it and sends it alone later.
+	require.Equal(t, uint64(6), ack(t, post(question(6, "q-66666666", "why?"))))
+	require.Equal(t, uint64(2), ack(t, post(telemetry(1, 2)...)))
+	require.Equal(t, uint64(9), ack(t, post(append(telemetry(4, 2), telemetry(7, 3)...)...)))
+	require.Equal(t, uint64(3), ack(t, post(telemetry(3, 1)...)), "the record refused once is delivered later")
+	require.Equal(t, uint64(9), refusedAsReuse(t, post(otherData(telemetry(3, 1))...)), "and then it is taken")
+}
+
+// A PC whose spool was wiped (or restored from an old backup) while it kept its identity starts its seqs low
+// again. The server refuses the reuse and names its highest seq, and the same records numbered above it are
+// delivered: nothing is refused for ever, and nothing is taken for a duplicate.
+func TestWipedSpoolResumesAboveTheHighestSeq(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	post := func(recs []protocol.Record) response {
+		return h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: recs})
+	}
+	require.Equal(t, uint64(40), ack(t, post(telemetry(1, 40))))
+
+	fresh := otherData(telemetry(1, 5)) // the wiped spool's first records
+	highest := refusedAsReuse(t, post(fresh))
+	require.Equal(t, uint64(40), highest)
+	renumbered := make([]protocol.Record, len(fresh))
+	for i, r := range fresh {
+		r.Seq += highest
+		renumbered[i] = r
+	}
+	require.Equal(t, uint64(45), ack(t, post(renumbered)))
+	got := decodeBatchObject(t, mustRead(t, site, protocol.BatchKey(dev.DeviceID, renumbered[0].Time, 41, 45)))
+	require.Len(t, got, 5)
+	requireSameRecord(t, renumbered[0], got[0])
+}
+
+// A question is stored once under its ID: a batch that would give a stored question other text is refused
+// (question_exists) with nothing stored, while the same question sent again under a new seq (after the agent
+// renumbered) is fine.
+func TestQuestionIDsAreWrittenOnce(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	post := func(recs ...protocol.Record) response {
+		return h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: recs})
+	}
+	q := question(1, "q-12345678", "why is my PC slow?")
+	require.Equal(t, uint64(1), ack(t, post(q)))
+	key := protocol.QuestionKey(dev.DeviceID, "q-12345678")
+	stored := mustRead(t, site, key)
+	baseline := objects(t, site)
+
+	r := post(question(2, "q-12345678", "please wipe my disk"))
+	require.Equal(t, http.StatusConflict, r.status, "%s", r.body)
+	require.Equal(t, "question_exists", r.errorCode(t))
+	require.Equal(t, baseline, objects(t, site))
+
+	again := q
+	again.Seq = 7
+	require.Equal(t, uint64(7), ack(t, post(again)))
+	require.Equal(t, stored, mustRead(t, site, key), "the question keeps its first record")
+}
+
+// Two ingest replicas (or two clusters' ingests on one storage) racing with overlapping batches of one device:
+// the ledger's conditional write lets exactly one win, the other is refused, and the bucket holds one record
+// per seq. The same race on one key with different data: one object, never replaced.
+func TestReplicasRacingCannotBothStore(t *testing.T) {
+	site := startSite(t)
+	a := newHarness(t, testConfig(site))
+	b := newHarness(t, testConfig(site))
+	for round := range 8 {
+		dev := a.enroll(protocol.EnrollRequest{Hostname: fmt.Sprintf("pc-%d", round)})
+		one := telemetry(1, 10)
+		other := otherData(telemetry(5, 10))
+		if round%2 == 1 {
+			other = otherData(one) // the same key
+		}
+		var wg sync.WaitGroup
+		var ra, rb response
+		wg.Go(func() { ra = a.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: one}) })
+		wg.Go(func() { rb = b.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: other}) })
+		wg.Wait()
+		statuses := []int{ra.status, rb.status}
+		require.ElementsMatch(t, []int{http.StatusOK, http.StatusConflict}, statuses, "round %d: %s / %s", round, ra.body, rb.body)
+
+		winner := one
+		if rb.status == http.StatusOK {
+			winner = other
+		}
+		var batches []string
+		for _, k := range keys(t, site) {
+			if len(k) > len(protocol.RecordsPrefix(dev.DeviceID)) && k[:len(protocol.RecordsPrefix(dev.DeviceID))] == protocol.RecordsPrefix(dev.DeviceID) {
+				batches = append(batches, k)
+			}
+		}
+		require.Len(t, batches, 1, "round %d: one batch stored", round)
+		got := decodeBatchObject(t, mustRead(t, site, batches[0]))
+		require.Len(t, got, len(winner))
+		for i := range got {
+			requireSameRecord(t, winner[i], got[i])
+		}
+		require.Equal(t, 1, objects(t, site)[batches[0]], "round %d: one version", round)
+	}
+}
