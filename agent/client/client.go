@@ -53,6 +53,9 @@ type StatusError struct {
 	Message string
 	// RetryAfter is the server's Retry-After, zero when absent.
 	RetryAfter time.Duration
+	// HighestSeq (with seq_reused) and Challenge (with proof_required) come from the protocol.Error body.
+	HighestSeq uint64
+	Challenge  string
 }
 
 func (e *StatusError) Error() string {
@@ -188,7 +191,7 @@ func (c *Client) do(ctx context.Context, method, baseURL, path, bearer string, b
 		se := &StatusError{Status: resp.StatusCode, RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		var pe protocol.Error
 		if json.Unmarshal(raw, &pe) == nil {
-			se.Code, se.Message = pe.Code, pe.Message
+			se.Code, se.Message, se.HighestSeq, se.Challenge = pe.Code, pe.Message, pe.HighestSeq, pe.Challenge
 		}
 		return fmt.Errorf("%s %s: %w", method, u, se)
 	}

@@ -1,15 +1,20 @@
 // Package enroll keeps the device's identity: it enrolls the device with an ingest service and stores the
-// result (device ID, credential, expiry, ordered endpoints, and the enrollment token needed to enroll again)
-// in one file of the state directory, mode 0600, written atomically.
+// result (device ID, the device's private key, credential, expiry, ordered endpoints, and the enrollment token
+// needed to enroll again) in one file of the state directory, mode 0600, written atomically.
+//
+// The device's Ed25519 key is what makes its identity its own (internal/protocol/devicekey.go): the server
+// keeps the public key and hands the device's ID to no one who cannot sign its challenge with the private key.
 package enroll
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/supportstack/supportstack/agent/client"
@@ -36,6 +41,38 @@ type State struct {
 	// endpoint list was last fetched.
 	MaxRecordsPerSecond  int       `json:"maxRecordsPerSecond"`
 	EndpointsRefreshedAt time.Time `json:"endpointsRefreshedAt,omitzero"`
+	// PrivateKey is the seed of the device's Ed25519 key in wire form; empty in a state written by an agent
+	// from before device keys, until EnsureKey makes one.
+	PrivateKey string `json:"privateKey,omitempty"`
+}
+
+// HasKey reports whether the device has a key.
+func (s State) HasKey() bool { return s.PrivateKey != "" }
+
+// EnsureKey gives a device without a key a new one. The caller saves the state before it enrolls with it, so
+// that a crash cannot leave the server holding a key the device lost.
+func EnsureKey(s *State) error {
+	if s.PrivateKey != "" {
+		_, err := protocol.ParsePrivateKey(s.PrivateKey)
+		return err
+	}
+	key, err := protocol.NewDeviceKey()
+	if err != nil {
+		return err
+	}
+	s.PrivateKey = protocol.EncodeKey(key.Seed())
+	return nil
+}
+
+// SendEndpoints are the URLs the device sends to, preferred first: the server's list, then the URL the device
+// enrolled through, if the list lacks it. A server that advertises addresses the device cannot reach (an
+// in-cluster name, a typo) can then never strand it.
+func (s State) SendEndpoints() []string {
+	out := slices.Clone(s.Endpoints)
+	if s.URL != "" && !slices.Contains(out, s.URL) {
+		out = append(out, s.URL)
+	}
+	return out
 }
 
 // Load reads the state file at path.
@@ -75,14 +112,39 @@ func Request(deviceID, agentVersion string) protocol.EnrollRequest {
 	return protocol.EnrollRequest{DeviceID: deviceID, Hostname: host, OS: runtime.GOOS + "/" + runtime.GOARCH, AgentVersion: agentVersion}
 }
 
-// Enroll enrolls at url with token; with prev set (an enrolled device enrolling again) it keeps prev's device
-// ID. The returned state is not saved yet.
+// Enroll enrolls at url with token. With prev set (an enrolled device enrolling again) it asks to keep prev's
+// device ID: it answers the server's challenge with prev's key, and for a device enrolled before device keys it
+// presents prev's credential to bind its key. A device whose key the server does not accept (its record holds
+// another) is enrolled as a new device rather than left unable to send. The device keeps prev's key, or gets one
+// here when it has none; the returned state is not saved yet.
 func Enroll(ctx context.Context, c *client.Client, url, token string, prev *State, agentVersion string, now time.Time) (State, error) {
-	var deviceID string
+	var keyed State
 	if prev != nil {
-		deviceID = prev.DeviceID
+		keyed = *prev
 	}
-	resp, err := c.Enroll(ctx, url, token, Request(deviceID, agentVersion))
+	if err := EnsureKey(&keyed); err != nil {
+		return State{}, fmt.Errorf("enroll: %w", err)
+	}
+	key, err := protocol.ParsePrivateKey(keyed.PrivateKey)
+	if err != nil {
+		return State{}, fmt.Errorf("enroll: %w", err)
+	}
+	req := Request(keyed.DeviceID, agentVersion)
+	req.PublicKey = protocol.EncodeKey(key.Public().(ed25519.PublicKey))
+	req.Credential = keyed.Credential
+	resp, err := c.Enroll(ctx, url, token, req)
+	if se := client.AsStatus(err); se != nil && se.Code == "proof_required" && se.Challenge != "" && req.DeviceID != "" {
+		req.Credential = ""
+		req.Challenge, req.Signature = se.Challenge, protocol.SignProof(key, req.DeviceID, se.Challenge)
+		resp, err = c.Enroll(ctx, url, token, req)
+	}
+	if se := client.AsStatus(err); se != nil && se.Code == "device_key_mismatch" && req.DeviceID != "" {
+		// The server binds this device ID to a key this device does not have (it lost its state, or a crash
+		// lost the key it had just bound). Its identity cannot be proven any more: it goes on as a new device.
+		req = Request("", agentVersion)
+		req.PublicKey = protocol.EncodeKey(key.Public().(ed25519.PublicKey))
+		resp, err = c.Enroll(ctx, url, token, req)
+	}
 	if err != nil {
 		return State{}, fmt.Errorf("enroll: %w", err)
 	}
@@ -96,6 +158,7 @@ func Enroll(ctx context.Context, c *client.Client, url, token string, prev *Stat
 		Token:      token,
 		URL:        url,
 		EnrolledAt: now,
+		PrivateKey: keyed.PrivateKey,
 	}
 	if prev != nil {
 		s.URL = prev.URL

@@ -172,6 +172,13 @@ func (s *Sender) retryRejected(ctx context.Context) {
 		if err == nil || se == nil || se.Status >= 500 || se.Status == http.StatusTooManyRequests || se.Status == http.StatusRequestTimeout {
 			return // the server is not in a state to tell; next round
 		}
+		if se.Status == http.StatusConflict && se.Code == "seq_reused" {
+			// Its seq now names another record on the server: it goes back into the spool under a new one.
+			if err := s.requeueRejected(r); err != nil {
+				s.o.Log.Error("Cannot put a rejected record back into the spool", "seq", r.Record.Seq, "err", err)
+			}
+			continue
+		}
 		if se.Status == http.StatusUnauthorized {
 			if err := s.reenroll(ctx); err != nil {
 				s.o.Log.Warn("Cannot enroll again", "err", err)
@@ -184,6 +191,20 @@ func (s *Sender) retryRejected(ctx context.Context) {
 			s.o.Log.Error("Cannot update a rejected record", "seq", r.Record.Seq, "err", err)
 		}
 	}
+}
+
+// requeueRejected moves a kept record back into the spool; the spool has it before the kept copy goes.
+func (s *Sender) requeueRejected(r RejectedRecord) error {
+	seq, err := s.o.Spool.Requeue(r.Record)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Remove(filepath.Join(s.o.RejectedDir, rejectedName(r.Record.Seq))); err != nil {
+		return err
+	}
+	s.rejected--
+	s.o.Log.Warn("A record refused once goes back into the spool under a new seq", "oldSeq", r.Record.Seq, "seq", seq, "kind", r.Record.Kind)
+	return nil
 }
 
 func (s *Sender) refreshRejectedStatus() {

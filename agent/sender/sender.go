@@ -23,6 +23,11 @@ type Spool interface {
 	Ack(throughSeq uint64) error
 	// Shrink halves the in-flight batch.
 	Shrink() error
+	// Rebase numbers the pending records and all later ones above highest, and reports whether that changed
+	// anything (the server holds seqs the spool does not know of).
+	Rebase(highest uint64) (bool, error)
+	// Requeue appends a record again, under a new seq.
+	Requeue(r protocol.Record) (uint64, error)
 }
 
 // Clock is the sender's time: Now, and Sleep for every deliberate wait (backoff, Retry-After, drain rate).
@@ -74,8 +79,12 @@ type Options struct {
 	MaxRecords int // per batch, default 1000
 	MaxBytes   int // per batch, default 1 MiB
 
-	BackoffMin               time.Duration // default 1s
-	BackoffMax               time.Duration // default 10m
+	BackoffMin time.Duration // default 1s
+	// BackoffMax bounds the exponential backoff while no endpoint can be reached, default 10m.
+	BackoffMax time.Duration
+	// PacedMax bounds a wait the server asked for (503, 429 with Retry-After): a reachable server paces the
+	// agent, and the agent never sits out long after it is ready again. Default 30s.
+	PacedMax                 time.Duration
 	RejectedRetryInterval    time.Duration // default 10m
 	PrimaryRetryInterval     time.Duration // default 10m
 	EndpointsRefreshInterval time.Duration // default 1h
@@ -91,6 +100,7 @@ func (o *Options) defaults() {
 	}
 	def(&o.BackoffMin, time.Second)
 	def(&o.BackoffMax, 10*time.Minute)
+	def(&o.PacedMax, 30*time.Second)
 	def(&o.RejectedRetryInterval, 10*time.Minute)
 	def(&o.PrimaryRetryInterval, 10*time.Minute)
 	def(&o.EndpointsRefreshInterval, time.Hour)
@@ -127,13 +137,16 @@ type Sender struct {
 	state         enroll.State
 	cur           int           // index of the endpoint in use
 	leftPrimaryAt time.Time     // when the sender moved off the first endpoint
-	failStreak    int           // consecutive network/5xx/429 failures
+	failStreak    int           // consecutive network/5xx failures
 	roundRetry    time.Duration // longest Retry-After in the current round of endpoint failures
+	roundAnswered bool          // some endpoint of the current round answered (it is reachable)
+	unreachable   int           // consecutive rounds in which no endpoint answered
+	answered      int           // consecutive rounds of answers without a Retry-After
 	authFailures  int           // consecutive 401s
 	throttled     int           // consecutive 429s
 	bucket        bucket
 	nextRefresh   time.Time // earliest next endpoint refresh after a failed one
-	nextRenew     time.Time // earliest next renewal after a failed one
+	nextRenew     time.Time // earliest next renewal or key binding after a failed one
 	nextRejected  time.Time // next retry of the records in RejectedDir
 	rejected      int       // records in RejectedDir
 	blocked       bool      // the in-flight batch was refused as a whole
@@ -148,11 +161,11 @@ func New(o Options) *Sender {
 	o.defaults()
 	s := &Sender{o: o, kick: make(chan struct{}, 1), state: o.State, batchLimit: o.MaxRecords}
 	s.bucket.setRate(o.State.MaxRecordsPerSecond, o.Clock.Now())
-	s.status.Endpoints = slices.Clone(o.State.Endpoints)
+	s.status.Endpoints = o.State.SendEndpoints()
 	s.status.MaxRecordsPerSecond = o.State.MaxRecordsPerSecond
 	s.status.CredentialExpiresAt = o.State.ExpiresAt
-	if len(o.State.Endpoints) > 0 {
-		s.status.Endpoint = o.State.Endpoints[0]
+	if eps := o.State.SendEndpoints(); len(eps) > 0 {
+		s.status.Endpoint = eps[0]
 	}
 	return s
 }
@@ -234,7 +247,7 @@ func (s *Sender) deliver(ctx context.Context, recs []protocol.Record) error {
 		err = fmt.Errorf("server acknowledged through seq %d, batch ends at %d", ack.AckedThroughSeq, last)
 		s.o.Log.Error("Unexpected acknowledgement: sending the batch again", "endpoint", ep, "firstSeq", first, "lastSeq", last, "ackedThroughSeq", ack.AckedThroughSeq)
 		s.bucket.refund(len(recs))
-		return s.fail(ctx, ep, err, 0)
+		return s.fail(ctx, ep, err, &client.StatusError{Status: http.StatusOK}) // it answered: it is reachable
 	}
 	if err != nil {
 		s.bucket.refund(len(recs))
@@ -264,27 +277,27 @@ func (s *Sender) deliver(ctx context.Context, recs []protocol.Record) error {
 	return nil
 }
 
-// recordCodes are the error codes by which the server refuses one record of a batch (internal/protocol).
+// recordCodes are the error codes by which the server refuses one record of a batch (internal/protocol,
+// internal/ingest).
 var recordCodes = map[string]bool{
 	"invalid_seq": true, "seq_regression": true, "unknown_kind": true, "missing_time": true,
-	"record_too_large": true, "invalid_data": true, "invalid_question": true,
+	"record_too_large": true, "invalid_data": true, "invalid_question": true, "question_exists": true,
+	"duplicate_name": true, "number_out_of_range": true, "invalid_utf8": true,
 }
 
 func (s *Sender) handleError(ctx context.Context, ep string, recs []protocol.Record, err error) error {
 	se := client.AsStatus(err)
 	switch {
 	case se == nil, se.Status >= 500, se.Status == http.StatusRequestTimeout:
-		return s.fail(ctx, ep, err, retryAfter(se))
+		return s.fail(ctx, ep, err, se)
 	case se.Status == http.StatusTooManyRequests:
-		// The device is over its rate, the endpoint is fine: wait what the server says (a backoff when it says
-		// nothing), on the same endpoint.
+		// The device is over its rate, or ingest is busy: the endpoint is fine and says when to come back. Wait
+		// that long, on the same endpoint.
 		s.throttled++
 		s.setError(err)
-		wait := retryAfter(se)
-		if wait == 0 {
-			wait = s.backoff(s.throttled)
-		}
-		return s.pause(ctx, wait)
+		return s.pause(ctx, s.paced(se.RetryAfter, s.throttled))
+	case se.Status == http.StatusConflict && se.Code == "seq_reused":
+		return s.renumber(ctx, recs, se)
 	case se.Status == http.StatusUnauthorized:
 		return s.unauthorized(ctx, err)
 	case se.Status == http.StatusRequestEntityTooLarge && len(recs) > 1:
@@ -317,13 +330,38 @@ func (s *Sender) shrink(ctx context.Context, recs []protocol.Record, cause error
 	return nil
 }
 
+// renumber handles a batch refused because the server holds some of its seqs with other records: the device's
+// spool was wiped or restored while it kept its identity. The spool numbers everything pending above the
+// server's highest seq and the batch goes again at once under its new seqs.
+func (s *Sender) renumber(ctx context.Context, recs []protocol.Record, se *client.StatusError) error {
+	moved, err := s.o.Spool.Rebase(se.HighestSeq)
+	if err != nil {
+		s.o.Log.Error("Cannot renumber the spool", "highestSeq", se.HighestSeq, "err", err)
+		s.setError(fmt.Errorf("renumber spool: %w", err))
+		return s.pause(ctx, s.o.BackoffMax)
+	}
+	if !moved {
+		// The server claims seqs below what is pending: nothing to renumber, so the refusal stands.
+		return s.block(ctx, recs, se)
+	}
+	s.o.Log.Warn("The server holds seqs this spool does not know of: renumbering pending records above them",
+		"highestSeq", se.HighestSeq, "firstSeq", recs[0].Seq, "lastSeq", recs[len(recs)-1].Seq)
+	return nil
+}
+
 // fail handles a failure of the endpoint (network, timeout, 5xx): the next endpoint is tried at once, and after
-// a whole round of failures the sender backs off.
-func (s *Sender) fail(ctx context.Context, ep string, err error, retryAfter time.Duration) error {
+// a whole round of failures the sender waits. How long depends on what the round said. An endpoint that
+// answered (a 503 while its storage is out, say) is reachable and paces the agent with its Retry-After: the
+// agent is back within seconds of the server being ready. Only when no endpoint answered at all does the wait
+// grow exponentially, up to BackoffMax.
+func (s *Sender) fail(ctx context.Context, ep string, err error, se *client.StatusError) error {
 	s.failStreak++
 	s.setError(err)
-	s.roundRetry = max(s.roundRetry, retryAfter)
-	n := len(s.state.Endpoints)
+	if se != nil {
+		s.roundAnswered = true
+		s.roundRetry = max(s.roundRetry, se.RetryAfter)
+	}
+	n := len(s.state.SendEndpoints())
 	if n > 1 {
 		s.o.Log.Info("Endpoint failed, trying the next one", "endpoint", ep, "err", err)
 		if s.cur == 0 {
@@ -334,17 +372,38 @@ func (s *Sender) fail(ctx context.Context, ep string, err error, retryAfter time
 			return nil // Retry-After is about the server that said it: the next one is tried at once
 		}
 	}
-	round := (s.failStreak + n - 1) / max(n, 1)
-	wait := max(s.roundRetry, s.backoff(round))
-	s.roundRetry = 0
-	if round == 3 {
-		s.o.Log.Warn("Cannot reach the ingest service, retrying with backoff", "endpoints", n, "err", err)
+	var wait time.Duration
+	if s.roundAnswered {
+		s.unreachable = 0
+		if s.roundRetry == 0 {
+			s.answered++
+		}
+		wait = s.paced(s.roundRetry, s.answered)
+	} else {
+		s.unreachable++
+		s.answered = 0
+		wait = s.backoff(s.unreachable)
+		if s.unreachable == 3 {
+			s.o.Log.Warn("Cannot reach the ingest service, retrying with backoff", "endpoints", n, "err", err)
+		}
 	}
+	s.roundRetry, s.roundAnswered = 0, false
 	return s.pause(ctx, wait)
 }
 
 func (s *Sender) backoff(attempt int) time.Duration {
 	return Backoff(attempt, s.o.BackoffMin, s.o.BackoffMax, s.o.Rand())
+}
+
+// paced is the wait a reachable server asked for: its Retry-After plus up to a quarter more (at most 5 s), so
+// agents told the same time spread out, capped at PacedMax. A server that gives no Retry-After gets the
+// exponential backoff for attempt, capped at PacedMax too.
+func (s *Sender) paced(retryAfter time.Duration, attempt int) time.Duration {
+	if retryAfter <= 0 {
+		return min(s.backoff(attempt), s.o.PacedMax)
+	}
+	jitter := time.Duration(s.o.Rand() * float64(min(retryAfter/4, 5*time.Second)))
+	return min(retryAfter+jitter, s.o.PacedMax)
 }
 
 // pause sleeps for d, showing the next attempt in the status.
@@ -364,6 +423,7 @@ func (s *Sender) succeeded(ep string, at time.Time) {
 		s.o.Log.Warn("Ingest service reachable again", "endpoint", ep, "failedAttempts", s.failStreak)
 	}
 	s.failStreak, s.authFailures, s.throttled, s.roundRetry = 0, 0, 0, 0
+	s.roundAnswered, s.unreachable, s.answered = false, 0, 0
 	s.update(func(st *Status) {
 		st.LastSuccess, st.Endpoint, st.ConsecutiveFailures = at, ep, 0
 		st.LastError, st.LastErrorAt = "", time.Time{}
@@ -372,14 +432,15 @@ func (s *Sender) succeeded(ep string, at time.Time) {
 
 // endpoint returns the endpoint to use, going back to the first one every PrimaryRetryInterval.
 func (s *Sender) endpoint() string {
-	if s.cur >= len(s.state.Endpoints) {
+	eps := s.state.SendEndpoints()
+	if s.cur >= len(eps) {
 		s.cur = 0
 	}
 	if s.cur != 0 && s.o.Clock.Now().Sub(s.leftPrimaryAt) >= s.o.PrimaryRetryInterval {
-		s.o.Log.Info("Trying the first endpoint again", "endpoint", s.state.Endpoints[0])
+		s.o.Log.Info("Trying the first endpoint again", "endpoint", eps[0])
 		s.cur = 0
 	}
-	return s.state.Endpoints[s.cur]
+	return eps[s.cur]
 }
 
 // unauthorized enrolls again after a 401; a second 401 in a row also waits a backoff, so that a server that
@@ -401,13 +462,20 @@ func (s *Sender) unauthorized(ctx context.Context, cause error) error {
 	return nil
 }
 
-// reenroll enrolls with the stored token and device ID, at the endpoints in order and then the first enrollment
-// URL, and saves the new state.
+// reenroll enrolls with the stored token, device ID and key, at the endpoints in order and then the first
+// enrollment URL, and saves the new state. A device without a key gets one, saved before it is sent.
 func (s *Sender) reenroll(ctx context.Context) error {
-	urls := slices.Clone(s.state.Endpoints)
-	if s.state.URL != "" && !slices.Contains(urls, s.state.URL) {
-		urls = append(urls, s.state.URL)
+	if !s.state.HasKey() {
+		keyed := s.state
+		if err := enroll.EnsureKey(&keyed); err != nil {
+			return err
+		}
+		if err := s.o.SaveState(keyed); err != nil {
+			return fmt.Errorf("save the device key before binding it: %w", err)
+		}
+		s.state = keyed
 	}
+	urls := s.state.SendEndpoints()
 	var lastErr error
 	for _, u := range urls {
 		prev := s.state
@@ -423,6 +491,10 @@ func (s *Sender) reenroll(ctx context.Context) error {
 			continue
 		}
 		ns.EndpointsRefreshedAt = time.Time{} // fetch endpoints and drain rate with the new credential
+		if ns.DeviceID != s.state.DeviceID {
+			s.o.Log.Warn("Enrolled as a new device: the server would not confirm the old identity",
+				"oldDeviceId", s.state.DeviceID, "deviceId", ns.DeviceID)
+		}
 		s.setState(ns)
 		s.o.Log.Info("Enrolled again", "endpoint", u, "expiresAt", ns.ExpiresAt)
 		return nil
@@ -432,7 +504,7 @@ func (s *Sender) reenroll(ctx context.Context) error {
 
 // setState adopts and persists a new enrollment state.
 func (s *Sender) setState(ns enroll.State) {
-	if !slices.Equal(ns.Endpoints, s.state.Endpoints) {
+	if !slices.Equal(ns.SendEndpoints(), s.state.SendEndpoints()) {
 		s.cur = 0
 	}
 	s.state = ns
@@ -441,7 +513,7 @@ func (s *Sender) setState(ns enroll.State) {
 		s.o.Log.Error("Cannot save the enrollment state", "err", err)
 	}
 	s.update(func(st *Status) {
-		st.Endpoints = slices.Clone(ns.Endpoints)
+		st.Endpoints = ns.SendEndpoints()
 		st.CredentialExpiresAt = ns.ExpiresAt
 		st.MaxRecordsPerSecond = ns.MaxRecordsPerSecond
 	})
@@ -464,7 +536,12 @@ func (s *Sender) maintain(ctx context.Context) {
 	}
 }
 
+// renewDue is when the credential is renewed: a quarter of its lifetime (at most a week) before it expires, and
+// at once for a device from before device keys, which binds its first key that way.
 func (s *Sender) renewDue() time.Time {
+	if !s.state.HasKey() {
+		return maxTime(s.o.Clock.Now(), s.nextRenew)
+	}
 	if s.state.ExpiresAt.IsZero() {
 		return time.Time{}
 	}
@@ -509,13 +586,6 @@ func (s *Sender) refreshEndpoints(ctx context.Context) {
 		s.o.Log.Info("Endpoint list changed", "endpoints", ns.Endpoints)
 	}
 	s.setState(ns)
-}
-
-func retryAfter(se *client.StatusError) time.Duration {
-	if se == nil {
-		return 0
-	}
-	return se.RetryAfter
 }
 
 func (s *Sender) setError(err error) {

@@ -132,16 +132,19 @@ func start(t *testing.T, o sender.Options) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.snd.Run(ctx) }()
+	var once sync.Once
 	h.stop = func() {
-		cancel()
-		select {
-		case err := <-done:
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run returned %v, want context.Canceled", err)
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Run returned %v, want context.Canceled", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
+		})
 	}
 	t.Cleanup(h.stop)
 	return h
@@ -268,8 +271,9 @@ func TestServiceUnavailableHonoursRetryAfter(t *testing.T) {
 	seqs := h.appendN(spool.Telemetry, 10, "x")
 	waitFor(t, 10*time.Second, "records accepted", func() bool { return srv.Accepted() == len(seqs) && pending(h.sp) == 0 })
 
-	if got, want := h.clock.Sleeps(), []time.Duration{7 * time.Second, 7 * time.Second}; !slices.Equal(got, want) {
-		t.Errorf("sleeps = %v, want %v (Retry-After over the jittered backoff)", got, want)
+	// Retry-After plus Rand (0.5) times a quarter of it: 7s + 0.875s.
+	if got, want := h.clock.Sleeps(), []time.Duration{7875 * time.Millisecond, 7875 * time.Millisecond}; !slices.Equal(got, want) {
+		t.Errorf("sleeps = %v, want %v (Retry-After and its jitter)", got, want)
 	}
 	if st := srv.Stats(); st.BatchRequests != 2+len(st.BatchSizes) {
 		t.Errorf("batch requests = %d for %d accepted batches, want 2 refused ones more", st.BatchRequests, len(st.BatchSizes))
@@ -310,8 +314,8 @@ func TestTooManyRequests(t *testing.T) {
 	h := start(t, sender.Options{State: enrolled(t, srv)})
 	h.appendN(spool.Telemetry, 5, "x")
 	waitFor(t, 10*time.Second, "records accepted", func() bool { return srv.Accepted() == 5 && pending(h.sp) == 0 })
-	if got := h.clock.Sleeps(); !slices.Equal(got, []time.Duration{3 * time.Second}) {
-		t.Errorf("sleeps = %v, want [3s]", got)
+	if got := h.clock.Sleeps(); !slices.Equal(got, []time.Duration{3375 * time.Millisecond}) {
+		t.Errorf("sleeps = %v, want [3.375s]: Retry-After and its jitter", got)
 	}
 }
 
@@ -327,7 +331,7 @@ func TestRepeatedTooManyRequestsWaitRetryAfter(t *testing.T) {
 	h := start(t, sender.Options{State: enrolled(t, srv)})
 	h.appendN(spool.Telemetry, 5, "x")
 	waitFor(t, 10*time.Second, "records accepted", func() bool { return srv.Accepted() == 5 && pending(h.sp) == 0 })
-	want := []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}
+	want := []time.Duration{2250 * time.Millisecond, 2250 * time.Millisecond, 2250 * time.Millisecond, 2250 * time.Millisecond}
 	if got := h.clock.Sleeps(); !slices.Equal(got, want) {
 		t.Errorf("sleeps = %v, want %v", got, want)
 	}

@@ -36,6 +36,9 @@ type cursorState struct {
 	// Evicted are telemetry ranges dropped beyond Acked: eviction skips the in-flight batch, so it can leave
 	// pending records below a dropped range. A range folds into Acked once nothing pending lies below it.
 	Evicted []seqRange `json:"evicted,omitempty"`
+	// Offset is added to every seq the spool hands out (see Rebase). Everything else in the cursor, and every
+	// seq on disk, is in the spool's own numbering, but LastAckedSeq, which is as the server acknowledged it.
+	Offset uint64 `json:"offset,omitempty"`
 }
 
 func newCursor() cursorState { return cursorState{Acked: map[Class]uint64{}} }
@@ -78,8 +81,8 @@ func (c cursorState) evictedBetween(a, b uint64) bool {
 
 // validate rejects a cursor that parses but cannot be right; trusting it could skip records.
 func (c cursorState) validate() error {
-	if c.HighWater > maxSeq {
-		return fmt.Errorf("high-water mark %d is out of range", c.HighWater)
+	if c.HighWater > maxSeq || c.Offset > maxSeq-c.HighWater {
+		return fmt.Errorf("high-water mark %d with offset %d is out of range", c.HighWater, c.Offset)
 	}
 	for cl, v := range c.Acked {
 		if cl != Questions && cl != Telemetry {

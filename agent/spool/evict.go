@@ -65,7 +65,8 @@ func (s *Spool) evictRun() (bool, error) {
 // appendGap stores a gap record in the questions class, outside its budget: a gap reports a loss and must not be
 // lost itself.
 func (s *Spool) appendGap(class Class, from, to, count uint64, reason string) error {
-	data := gapData(protocol.Gap{Class: string(class), FromSeq: from, ToSeq: to, Count: count, Reason: reason})
+	// The gap names the dropped records as the server would have known them.
+	data := gapData(protocol.Gap{Class: string(class), FromSeq: from + s.cur.Offset, ToSeq: to + s.cur.Offset, Count: count, Reason: reason})
 	_, err := s.appendLocked(s.classes[Questions], protocol.KindGap, s.opts.Now(), data, false)
 	return err
 }

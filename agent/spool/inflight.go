@@ -36,7 +36,7 @@ func (s *Spool) Next(maxRecords, maxBytes int) ([]protocol.Record, error) {
 		return nil, ErrClosed
 	}
 	if s.batch != nil {
-		return cloneRecords(s.batch), nil
+		return s.handOut(s.batch), nil
 	}
 	if maxRecords <= 0 || maxBytes <= 0 {
 		return nil, fmt.Errorf("next batch: limits must be positive, got %d records and %d bytes", maxRecords, maxBytes)
@@ -76,9 +76,18 @@ func (s *Spool) Next(maxRecords, maxBytes int) ([]protocol.Record, error) {
 			s.classes[cl].inflight = take[cl]
 		}
 		s.batch = recs
-		return cloneRecords(recs), nil
+		return s.handOut(recs), nil
 	}
 	return nil, errors.New("next batch: spooled records keep failing verification")
+}
+
+// handOut copies records for a caller, numbered as the server knows them (the spool's seq plus the offset).
+func (s *Spool) handOut(recs []protocol.Record) []protocol.Record {
+	out := cloneRecords(recs)
+	for i := range out {
+		out[i].Seq += s.cur.Offset
+	}
+	return out
 }
 
 // compose decides how many of each class's oldest pending records the next batch takes.
@@ -143,19 +152,20 @@ func (s *Spool) dropDamaged(damaged map[Class][]uint64) error {
 	return nil
 }
 
-// Ack records that the server durably stored the in-flight batch through throughSeq: those of its records are
-// acknowledged (the cursor is persisted atomically first), the in-flight batch is cleared, and segments with
-// nothing pending left are deleted. Records of the batch above throughSeq stay pending and go into a new batch.
-// Ack without a batch in flight does nothing, so a repeated Ack is harmless.
+// Ack records that the server durably stored the in-flight batch through throughSeq (a seq as Next handed it
+// out): those of its records are acknowledged (the cursor is persisted atomically first), the in-flight batch is
+// cleared, and segments with nothing pending left are deleted. Records of the batch above throughSeq stay
+// pending and go into a new batch. Ack without a batch in flight does nothing, so a repeated Ack is harmless.
 func (s *Spool) Ack(throughSeq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	if s.batch == nil {
+	if s.batch == nil || throughSeq <= s.cur.Offset {
 		return nil
 	}
+	throughSeq -= s.cur.Offset
 	next := s.cur.clone()
 	acked := map[Class]int{}
 	for _, cl := range classes {
@@ -168,7 +178,7 @@ func (s *Spool) Ack(throughSeq uint64) error {
 		if k > 0 {
 			last := c.live[k-1].seq
 			next.Acked[cl] = max(next.Acked[cl], last)
-			next.LastAckedSeq = max(next.LastAckedSeq, last)
+			next.LastAckedSeq = max(next.LastAckedSeq, last+s.cur.Offset)
 		}
 	}
 	if acked[Questions]+acked[Telemetry] > 0 {

@@ -102,6 +102,8 @@ type Stats struct {
 	LastAckedSeq uint64
 	// NextSeq is the seq the next Append will get.
 	NextSeq uint64
+	// Offset is what Rebase added to the spool's own numbering.
+	Offset uint64
 	// Dropped counts telemetry records evicted since Open.
 	Dropped uint64
 }
@@ -173,7 +175,50 @@ func (s *Spool) Append(class Class, kind protocol.Kind, t time.Time, data json.R
 		// The record is stored; failing to make room is not its failure. Eviction runs again on the next append.
 		_ = s.evictTelemetry()
 	}
-	return seq, nil
+	return seq + s.cur.Offset, nil
+}
+
+// Requeue appends a record that left the spool again, with its kind, time and data, under a new seq: the
+// sender does this with a record it kept aside (refused once) when the server no longer takes its old seq.
+func (s *Spool) Requeue(r protocol.Record) (uint64, error) {
+	class := Telemetry
+	if r.Kind == protocol.KindQuestion || r.Kind == protocol.KindGap {
+		class = Questions
+	}
+	return s.Append(class, r.Kind, r.Time, r.Data)
+}
+
+// Rebase numbers every pending record, and every later one, above highest: the server holds seqs up to highest
+// for this device that the spool does not know of (it was wiped, or restored from an old backup, while the
+// device kept its identity), and refused a batch that reused one of them. The spool's own numbering does not
+// change; an offset, persisted atomically with the cursor, is added to every seq it hands out, so seqs stay
+// strictly increasing and the in-flight batch keeps its records under new seqs. It reports whether the offset
+// grew; a server that claims less than what is pending already clears changes nothing.
+func (s *Spool) Rebase(highest uint64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, ErrClosed
+	}
+	lowest := s.nextSeq
+	for _, cl := range classes {
+		if c := s.classes[cl]; len(c.live) > 0 {
+			lowest = min(lowest, c.live[0].seq)
+		}
+	}
+	if lowest+s.cur.Offset > highest {
+		return false, nil
+	}
+	offset := highest + 1 - lowest
+	if highest >= maxSeq || s.nextSeq > maxSeq-offset {
+		return false, fmt.Errorf("rebase above seq %d: seqs would pass %d", highest, uint64(maxSeq))
+	}
+	next := s.cur.clone()
+	next.Offset = offset
+	if err := s.saveCursor(next); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // validRecordData refuses what the ingest service would refuse forever and returns the data compacted, the form
@@ -328,7 +373,8 @@ func (s *Spool) Stats() Stats {
 		PendingBytes:   map[Class]int64{},
 		LastAck:        s.cur.LastAck,
 		LastAckedSeq:   s.cur.LastAckedSeq,
-		NextSeq:        s.nextSeq,
+		NextSeq:        s.nextSeq + s.cur.Offset,
+		Offset:         s.cur.Offset,
 		Dropped:        s.dropped,
 	}
 	for _, cl := range classes {
