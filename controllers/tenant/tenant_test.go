@@ -21,10 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	agentclient "github.com/supportstack/supportstack/agent/client"
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/promtest"
+	"github.com/supportstack/supportstack/internal/protocol"
 )
 
 // tenantObjects are the objects a tenant without a dashboard host must have, by name.
@@ -311,4 +313,27 @@ func TestDeletingTenantGarbageCollectsChildren(t *testing.T) {
 	}), "the recreated tenant did not adopt its retained Secret")
 	require.Equal(t, keepCredentials, credentials(t, ns, "keep"), "recreating the tenant rotated its credentials")
 
+}
+
+// Without a public host, ingest hands agents the address the local workload runner gave its pod, so an agent on
+// this machine (the demo's) reaches what it was told: enrolling there and sending a batch works.
+func TestIngestAdvertisesAnAddressAgentsHereReach(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	runner := startRunner(t, ns)
+	require.NoError(t, k8s.Create(ctx, newTenant(ns, "near")))
+	waitForCondition(t, ns, "near", v1alpha1.ConditionReady, metav1.ConditionTrue, "", 120*time.Second)
+	addr, err := runner.ServiceAddress(ns, "near-ingest", 80)
+	require.NoError(t, err)
+	creds := credentials(t, ns, "near")
+	resp, err := (&agentclient.Client{}).Enroll(ctx, "http://"+addr, string(creds[naming.SecretKeyEnrollmentToken]),
+		protocol.EnrollRequest{Hostname: "demo-pc"})
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Endpoints)
+	for _, ep := range resp.Endpoints {
+		ack, err := (&agentclient.Client{}).SendBatch(ctx, ep, resp.Credential, &protocol.Batch{DeviceID: resp.DeviceID,
+			Records: []protocol.Record{{Seq: 1, Kind: protocol.KindPerf, Time: time.Now(), Data: []byte(`{"cpu":1}`)}}})
+		require.NoError(t, err, "advertised endpoint %s", ep)
+		require.Equal(t, uint64(1), ack.AckedThroughSeq)
+	}
 }

@@ -107,13 +107,12 @@ func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *p
 		return nil, err
 	}
 	resolve := func(ref serviceRef) (string, error) {
-		// A pod that names its own Service (ingest advertising its address to agents) must not wait for
-		// itself to be ready: the name stays as written.
-		if self, err := r.selectsPod(ctx, ref, meta); err != nil || self {
-			if err == nil {
-				err = errKeepService
-			}
+		svc, self, err := r.selectsPod(ctx, ref, meta)
+		switch {
+		case err != nil:
 			return "", err
+		case self:
+			return ownAddress(svc, ref, ip, spec)
 		}
 		return r.resolveService(ctx, ref)
 	}

@@ -1,7 +1,6 @@
 package localrunner
 
 import (
-	"errors"
 	"path"
 	"regexp"
 	"strconv"
@@ -23,12 +22,9 @@ type serviceRef struct {
 // <svc>.<ns>.svc.example.com is left alone.
 var serviceHost = regexp.MustCompile(`([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.svc(?:\.cluster\.local)?(?::([0-9]{1,5}))?`)
 
-// errKeepService tells rewriteServices to leave a Service reference as it is.
-var errKeepService = errors.New("keep the service name")
-
 // rewriteServices replaces every in-cluster Service name in s by what resolve
 // returns for it (a loopback host, with the target port when the reference had
-// a port), or leaves it when resolve returns errKeepService. It returns s
+// a port). It returns s
 // unchanged and no error when s names no Service.
 func rewriteServices(s string, resolve func(serviceRef) (string, error)) (string, error) {
 	if !strings.Contains(s, ".svc") {
@@ -60,9 +56,6 @@ func rewriteServices(s string, resolve func(serviceRef) (string, error)) (string
 			}
 		}
 		repl, err := resolve(ref)
-		if errors.Is(err, errKeepService) {
-			continue
-		}
 		if err != nil {
 			return "", err
 		}

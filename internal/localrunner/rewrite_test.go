@@ -87,18 +87,3 @@ func TestRewritePath(t *testing.T) {
 		})
 	}
 }
-
-func TestRewriteServicesKeepsWhatResolveKeeps(t *testing.T) {
-	got, err := rewriteServices("--self=http://ingest.ns.svc --store=http://minio.ns.svc:9000", func(ref serviceRef) (string, error) {
-		if ref.Name == "ingest" {
-			return "", errKeepService
-		}
-		return "127.42.0.9:9000", nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "--self=http://ingest.ns.svc --store=http://127.42.0.9:9000"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-}

@@ -66,18 +66,36 @@ func (r *Runner) resolveService(ctx context.Context, ref serviceRef) (string, er
 }
 
 // selectsPod reports whether the referenced Service selects the pod described by meta.
-func (r *Runner) selectsPod(ctx context.Context, ref serviceRef, meta *podMeta) (bool, error) {
+func (r *Runner) selectsPod(ctx context.Context, ref serviceRef, meta *podMeta) (*corev1.Service, bool, error) {
 	if ref.Namespace != meta.namespace {
-		return false, nil
+		return nil, false, nil
 	}
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return false, nil // resolveService reports the missing Service
+			return nil, false, nil // resolveService reports the missing Service
 		}
-		return false, fmt.Errorf("get service %s/%s: %w", ref.Namespace, ref.Name, err)
+		return nil, false, fmt.Errorf("get service %s/%s: %w", ref.Namespace, ref.Name, err)
 	}
-	return len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(meta.labels)), nil
+	return svc, len(svc.Spec.Selector) > 0 && labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(meta.labels)), nil
+}
+
+// ownAddress is what a pod that names a Service selecting it gets for the name: its own address and the
+// Service port's target port. The pod need not wait for itself to be ready, and what it hands out (ingest
+// advertising its URL to agents) is reachable from this machine, where the Service's name is not.
+func ownAddress(svc *corev1.Service, ref serviceRef, ip netip.Addr, spec *corev1.PodSpec) (string, error) {
+	if ref.Port == 0 {
+		return ip.String(), nil
+	}
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == ref.Port })
+	if i < 0 {
+		return "", fmt.Errorf("service %s/%s has no port %d", ref.Namespace, ref.Name, ref.Port)
+	}
+	port, ok := targetPort(spec, &svc.Spec.Ports[i])
+	if !ok {
+		return "", fmt.Errorf("service %s/%s: port %d has no target in the pod", ref.Namespace, ref.Name, ref.Port)
+	}
+	return netip.AddrPortFrom(ip, uint16(port)).String(), nil
 }
 
 // readyPods returns the ready pods in namespace whose labels match sel,
