@@ -85,8 +85,10 @@ test: test-binaries tools vet ## Run every test against a real control plane and
 ##@ Benchmarks
 
 .PHONY: bench
-bench: test-binaries build ## Measure ingest throughput against its storage references, and the agent's spool, memory and drain rate.
-	go run ./hack/bench --supportstack $(LOCALBIN)/supportstack --agent $(LOCALBIN)/supportstack-agent
+BENCH_FLAGS ?=
+
+bench: test-binaries build ## Measure ingest throughput, the spool, the agent, an enrollment storm, a storage-outage soak and a returning herd (BENCH_FLAGS="--only soak").
+	go run ./hack/bench --supportstack $(LOCALBIN)/supportstack --agent $(LOCALBIN)/supportstack-agent $(BENCH_FLAGS)
 
 ##@ Dependencies
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -57,11 +58,11 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 2*r.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, enrollPatience)
 	defer cancel()
 	hc := client.NewHTTPClient(r.cfg.ConnectTimeout, r.cfg.RequestTimeout)
 	cl := &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + version()}
-	st, err := enroll.Enroll(ctx, cl, *url, tok, prev, version(), time.Now().UTC())
+	st, err := enrollPaced(ctx, cl, *url, tok, prev, stderr)
 	if err != nil {
 		return err
 	}
@@ -90,4 +91,26 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "Restart a running agent to use the new enrollment.")
 	}
 	return nil
+}
+
+// enrollPatience is how long "enroll" keeps trying while the server asks it to come back later.
+const enrollPatience = 2 * time.Minute
+
+// enrollPaced enrolls, and when the server is busy or its storage is out (429, 503 with Retry-After) waits as
+// long as it says and tries again, until ctx ends: a whole office enrolling at the same minute is admitted at
+// the server's pace instead of failing.
+func enrollPaced(ctx context.Context, cl *client.Client, url, token string, prev *enroll.State, stderr io.Writer) (enroll.State, error) {
+	for {
+		st, err := enroll.Enroll(ctx, cl, url, token, prev, version(), time.Now().UTC())
+		se := client.AsStatus(err)
+		if err == nil || se == nil || se.RetryAfter <= 0 || (se.Status != http.StatusTooManyRequests && se.Status != http.StatusServiceUnavailable) {
+			return st, err
+		}
+		fmt.Fprintf(stderr, "The server is busy (%s): trying again in %s\n", se.Code, se.RetryAfter)
+		select {
+		case <-ctx.Done():
+			return st, err
+		case <-time.After(se.RetryAfter):
+		}
+	}
 }

@@ -45,8 +45,10 @@ type Config struct {
 	SpoolSyncInterval      time.Duration
 
 	// Sender timing.
-	BackoffMin               time.Duration
-	BackoffMax               time.Duration
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// RetryAfterMax bounds a wait a reachable server asks for with Retry-After.
+	RetryAfterMax            time.Duration
 	RejectedRetryInterval    time.Duration
 	PrimaryRetryInterval     time.Duration
 	EndpointsRefreshInterval time.Duration
@@ -69,6 +71,7 @@ func Default() Config {
 		SpoolSyncInterval:        time.Second,
 		BackoffMin:               time.Second,
 		BackoffMax:               10 * time.Minute,
+		RetryAfterMax:            30 * time.Second,
 		RejectedRetryInterval:    10 * time.Minute,
 		PrimaryRetryInterval:     10 * time.Minute,
 		EndpointsRefreshInterval: time.Hour,
@@ -144,7 +147,8 @@ var fields = map[string]field{
 	"spool_segment_bytes":        sizeField("size of one spool segment file", func(c *Config) *int64 { return &c.SpoolSegmentBytes }),
 	"spool_sync_interval":        durationField("how often telemetry is fsynced (questions always are)", func(c *Config) *time.Duration { return &c.SpoolSyncInterval }),
 	"backoff_min":                durationField("first retry delay after a failure", func(c *Config) *time.Duration { return &c.BackoffMin }),
-	"backoff_max":                durationField("longest retry delay", func(c *Config) *time.Duration { return &c.BackoffMax }),
+	"backoff_max":                durationField("longest retry delay while no endpoint can be reached", func(c *Config) *time.Duration { return &c.BackoffMax }),
+	"retry_after_max":            durationField("longest wait a reachable server may ask for (503 or 429 with Retry-After)", func(c *Config) *time.Duration { return &c.RetryAfterMax }),
 	"rejected_retry_interval":    durationField("how often a batch or record the server rejected is tried again", func(c *Config) *time.Duration { return &c.RejectedRetryInterval }),
 	"primary_retry_interval":     durationField("how often the first endpoint is tried again while on another", func(c *Config) *time.Duration { return &c.PrimaryRetryInterval }),
 	"endpoints_refresh_interval": durationField("how often the endpoint list is fetched", func(c *Config) *time.Duration { return &c.EndpointsRefreshInterval }),

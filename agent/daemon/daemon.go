@@ -77,6 +77,7 @@ func Run(ctx context.Context, o Options) error {
 		Log:                      log.With("component", "sender"),
 		BackoffMin:               cfg.BackoffMin,
 		BackoffMax:               cfg.BackoffMax,
+		PacedMax:                 cfg.RetryAfterMax,
 		RejectedRetryInterval:    cfg.RejectedRetryInterval,
 		PrimaryRetryInterval:     cfg.PrimaryRetryInterval,
 		EndpointsRefreshInterval: cfg.EndpointsRefreshInterval,

@@ -133,7 +133,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := applySample(ctx, c, sample); err != nil {
 		return err
 	}
-	go reportProgress(ctx, c, f.opts.Tenant, sample, runner)
+	go reportProgress(ctx, c, f.opts.Tenant, sample, runner, f.stateDir)
 
 	select {
 	case err := <-errc:
@@ -201,8 +201,8 @@ func applySample(ctx context.Context, c client.Client, t *v1alpha1.SupportTenant
 }
 
 // reportProgress prints how long the tenant took to get all its objects and to become Ready, then where its
-// dashboard answers.
-func reportProgress(ctx context.Context, c client.Client, cfg tenant.Config, t *v1alpha1.SupportTenant, runner *localrunner.Runner) {
+// dashboard answers and how to enroll an agent on this machine.
+func reportProgress(ctx context.Context, c client.Client, cfg tenant.Config, t *v1alpha1.SupportTenant, runner *localrunner.Runner, stateDir string) {
 	start := time.Now()
 	children := cfg.ChildObjects(t)
 	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
@@ -234,8 +234,39 @@ func reportProgress(ctx context.Context, c client.Client, cfg tenant.Config, t *
 		} else if !errors.Is(err, context.Canceled) {
 			fmt.Printf("Dashboard address unknown: %v\n", err)
 		}
+		if err := printAgentHowTo(ctx, c, t, runner, stateDir); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Printf("Cannot tell how to enroll an agent: %v\n", err)
+		}
 	}
 	fmt.Println("Press Ctrl-C to stop.")
+}
+
+// printAgentHowTo writes the tenant's enrollment token to a file only this user can read and prints the commands
+// that enroll and run an agent on this machine against the tenant's ingest. Ingest advertises an address of this
+// machine (the local runner gives a pod that names its own Service its own address), so the agent delivers at
+// once.
+func printAgentHowTo(ctx context.Context, c client.Client, t *v1alpha1.SupportTenant, runner *localrunner.Runner, stateDir string) error {
+	addr, err := runner.ServiceAddress(t.Namespace, naming.Ingest(t.Name), 80)
+	if err != nil {
+		return err
+	}
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: naming.CredentialsSecret(t.Name)}, secret); err != nil {
+		return err
+	}
+	tokenFile := absPath(filepath.Join(stateDir, "enrollment-token"))
+	if err := os.WriteFile(tokenFile, secret.Data[naming.SecretKeyEnrollmentToken], 0o600); err != nil {
+		return err
+	}
+	agentDir := absPath(filepath.Join(stateDir, "agent"))
+	// make demo builds the agent next to this binary.
+	bin := "supportstack-agent"
+	if self, err := os.Executable(); err == nil {
+		bin = filepath.Join(filepath.Dir(self), "supportstack-agent")
+	}
+	fmt.Printf("Ingest: http://%s   An agent on this machine:\n  %s enroll --state-dir %s --url http://%s --token-file %s\n  %s run --state-dir %s\n  %s ask --state-dir %s \"Why is my PC slow?\"\n",
+		addr, bin, agentDir, addr, tokenFile, bin, agentDir, bin, agentDir)
+	return nil
 }
 
 func absPath(p string) string {

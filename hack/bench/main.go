@@ -48,6 +48,13 @@ type options struct {
 	agent        string
 	duration     time.Duration
 	agents       int
+	// The soak and the herd (soak.go, herd.go).
+	soakAgents int
+	outage     time.Duration
+	herdAgents int
+	herdOutage time.Duration
+	enrolls    int
+	only       string
 }
 
 func main() {
@@ -56,6 +63,12 @@ func main() {
 	flag.StringVar(&o.agent, "agent", "bin/supportstack-agent", "the agent binary; empty skips the agent figures")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each throughput phase runs")
 	flag.IntVar(&o.agents, "agents", 32, "concurrent simulated agents")
+	flag.IntVar(&o.soakAgents, "soak-agents", 20, "real agents in the storage-outage soak")
+	flag.DurationVar(&o.outage, "outage", 3*time.Minute, "how long MinIO is down in the soak")
+	flag.IntVar(&o.herdAgents, "herd-agents", 1000, "simulated agents returning after an outage")
+	flag.DurationVar(&o.herdOutage, "herd-outage", 30*time.Second, "how long MinIO is down for the herd")
+	flag.IntVar(&o.enrolls, "enrolls", 10000, "enrollments sent at once in the enrollment storm")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak or herd")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -69,58 +82,92 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	srv, err := miniotest.StartServer(miniotest.Options{}, work)
+	ctx := context.Background()
+	srv, mc, err := startSite(ctx, work)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	if _, err := objectstore.EnsureBucket(ctx, mc, bucket, 365); err != nil {
-		return err
-	}
 
-	fmt.Printf("supportstack bench — %s, %d concurrent agents, %s per phase\n\n", time.Now().UTC().Format("2006-01-02"), o.agents, o.duration)
+	fmt.Printf("supportstack bench — %s\n\n", time.Now().UTC().Format("2006-01-02"))
+	part := func(name string) bool { return o.only == "" || o.only == name }
 
-	ingestURL, stopIngest, err := startIngest(o.supportstack, srv, work)
+	ingestURL, stopIngest, err := startIngest(o.supportstack, srv, work, "--max-records-per-second=0", "--drain-records-per-second=0")
 	if err != nil {
 		return err
 	}
 	defer stopIngest()
 
-	ingestRate, err := ingestThroughput(ctx, ingestURL, o)
-	if err != nil {
-		return err
+	if part("throughput") {
+		ingestRate, err := ingestThroughput(ctx, ingestURL, o)
+		if err != nil {
+			return err
+		}
+		direct, err := directThroughput(ctx, mc, o.agents, recordsPerBatch, o.duration)
+		if err != nil {
+			return err
+		}
+		limit, err := directThroughput(ctx, mc, bigWriters, bigObject, o.duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("Ingest (one process, one single-drive MinIO, %d agents sending 50-record gzip batches, %s a phase)\n", o.agents, o.duration)
+		fmt.Printf("  through ingest:                               %8.0f records/s\n", ingestRate)
+		fmt.Printf("  (a) same objects directly with minio-go:      %8.0f records/s   ingest/(a) = %.2f\n", direct, ingestRate/direct)
+		fmt.Printf("  (b) storage limit, 2000-record objects x8:    %8.0f records/s   ingest/(b) = %.2f\n\n", limit, ingestRate/limit)
 	}
-	direct, err := directThroughput(ctx, mc, o.agents, recordsPerBatch, o.duration)
-	if err != nil {
-		return err
+	if part("spool") {
+		if err := spoolFigures(work); err != nil {
+			return err
+		}
 	}
-	limit, err := directThroughput(ctx, mc, bigWriters, bigObject, o.duration)
-	if err != nil {
-		return err
-	}
-	fmt.Println("Ingest (one process, one single-drive MinIO, 50-record gzip batches)")
-	fmt.Printf("  through ingest:                               %8.0f records/s\n", ingestRate)
-	fmt.Printf("  (a) same objects directly with minio-go:      %8.0f records/s   ingest/(a) = %.2f\n", direct, ingestRate/direct)
-	fmt.Printf("  (b) storage limit, 2000-record objects x8:    %8.0f records/s   ingest/(b) = %.2f\n\n", limit, ingestRate/limit)
-
-	if err := spoolFigures(work); err != nil {
-		return err
-	}
-	if o.agent != "" {
+	if o.agent != "" && part("agent") {
 		if err := agentFigures(ctx, o, ingestURL, work); err != nil {
+			return err
+		}
+	}
+	stopIngest()
+	if part("enrolls") {
+		if err := enrollStorm(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if o.agent != "" && part("soak") {
+		if err := soakFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if part("herd") {
+		if err := herdFigures(ctx, o, work); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// startIngest runs `supportstack ingest` as its own process, as the operator runs it, without a rate limit.
-func startIngest(bin string, srv *miniotest.Server, work string) (string, func(), error) {
+// startSite starts a MinIO server with its data and log in dir and the bucket set up as the operator does it.
+func startSite(ctx context.Context, dir string) (*miniotest.Server, *minio.Client, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	srv, err := miniotest.StartServer(miniotest.Options{DataDir: filepath.Join(dir, "minio")}, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err == nil {
+		_, err = objectstore.EnsureBucket(ctx, mc, bucket, 365)
+	}
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	return srv, mc, nil
+}
+
+// startIngest runs `supportstack ingest` over srv with the bench's token and signing key and args added to its
+// flags; it returns its URL once it is ready.
+func startIngest(bin string, srv *miniotest.Server, work string, args ...string) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -131,8 +178,8 @@ func startIngest(bin string, srv *miniotest.Server, work string) (string, func()
 	if err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "ingest", "--listen-address="+addr, "--tenant=bench", "--bucket="+bucket,
-		"--storage-endpoints="+srv.URL, "--max-records-per-second=0", "--drain-records-per-second=0")
+	cmd := exec.Command(bin, append([]string{"ingest", "--listen-address=" + addr, "--tenant=bench", "--bucket=" + bucket,
+		"--storage-endpoints=" + srv.URL}, args...)...)
 	cmd.Env = append(os.Environ(), "STORAGE_ACCESS_KEY="+srv.AccessKey, "STORAGE_SECRET_KEY="+srv.SecretKey,
 		"ENROLLMENT_TOKEN=bench-token", "SIGNING_KEY=bench-signing-key-0123456789abcdef")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -140,7 +187,8 @@ func startIngest(bin string, srv *miniotest.Server, work string) (string, func()
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start ingest: %w", err)
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); log.Close() }
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); log.Close() }) }
 	url := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -166,7 +214,7 @@ func perfRecord(seq uint64, t time.Time) protocol.Record {
 	return protocol.Record{Seq: seq, Kind: protocol.KindPerf, Time: t, Data: json.RawMessage(data)}
 }
 
-func enroll(ctx context.Context, url string) (protocol.EnrollResponse, error) {
+func enrollDevice(ctx context.Context, url string) (protocol.EnrollResponse, error) {
 	var er protocol.EnrollResponse
 	body, _ := json.Marshal(protocol.EnrollRequest{Hostname: "bench", OS: "linux", AgentVersion: "bench"})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+protocol.PathEnroll, bytes.NewReader(body))
@@ -207,7 +255,7 @@ func ingestThroughput(ctx context.Context, url string, o options) (float64, erro
 	deadline := time.Now().Add(o.duration)
 	start := time.Now()
 	for range o.agents {
-		er, err := enroll(ctx, url)
+		er, err := enrollDevice(ctx, url)
 		if err != nil {
 			return 0, err
 		}

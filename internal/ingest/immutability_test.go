@@ -74,6 +74,15 @@ func TestAcknowledgedRecordsCannotBeReplaced(t *testing.T) {
 
 	// New seqs go on as before.
 	require.Equal(t, uint64(15), ack(t, h.postBatch(dev.Credential, batch(telemetry(11, 5)))))
+	// A retry long after, when its claim is no longer among the ledger's recent ones, is recognised by the
+	// stored batch's digest.
+	for i := range ledgerRecentClaims {
+		seq := uint64(16 + i)
+		require.Equal(t, seq, ack(t, h.postBatch(dev.Credential, batch(telemetry(seq, 1)))))
+	}
+	before := objects(t, site)
+	require.Equal(t, uint64(10), ack(t, h.postBatch(dev.Credential, batch(first))))
+	require.Equal(t, before, objects(t, site), "a late retry wrote something")
 	require.Equal(t, float64(len(tests)), h.metric("supportstack_ingest_rejections_total", map[string]string{"route": "batches", "reason": "seq_reused"}),
 		"every reuse but the identical retry is counted")
 }

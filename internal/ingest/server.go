@@ -183,7 +183,11 @@ func (s *Server) route(name, method string, l limits, h handlerFunc) http.Handle
 		level := slog.LevelInfo
 		if info.err != nil {
 			attrs = append(attrs, "error", info.err.Error())
-			level = slog.LevelWarn
+			// A storage outage is announced once by the breaker's transition; each of the thousands of 503s
+			// it causes is not news.
+			if info.status != http.StatusServiceUnavailable {
+				level = slog.LevelWarn
+			}
 		}
 		s.log.Log(r.Context(), level, "Request", attrs...)
 	})
