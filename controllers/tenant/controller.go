@@ -306,6 +306,8 @@ func changeMessage(c objectstore.Change, retentionDays int32) string {
 		return "Created bucket " + naming.BucketName
 	case objectstore.ChangeVersioningEnabled:
 		return "Enabled versioning of bucket " + naming.BucketName
+	case objectstore.ChangeVersioningExclusions:
+		return "Bucket " + naming.BucketName + " does not version the ingest service's seq ledgers"
 	case objectstore.ChangeRetentionSet:
 		return fmt.Sprintf("Bucket %s expires records after %d days", naming.BucketName, retentionDays)
 	}

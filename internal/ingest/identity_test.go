@@ -101,16 +101,20 @@ func TestDevicesFromBeforeKeys(t *testing.T) {
 
 	// Anyone naming the ID without the device's credential gets a new identity, never the old one.
 	attackerKey := newKey(t)
-	for name, req := range map[string]protocol.EnrollRequest{
-		"old agent or attacker, ID only": {DeviceID: legacy.DeviceID, Hostname: "x"},
-		"a key but no credential":        {DeviceID: legacy.DeviceID, Hostname: "x"},
-		"a key and a forged credential":  {DeviceID: legacy.DeviceID, Hostname: "x", Credential: legacy.Credential[:len(legacy.Credential)-3] + "AAA"},
+	forged := legacy.Credential[:len(legacy.Credential)-3] + "AAA"
+	for name, tc := range map[string]struct {
+		req     protocol.EnrollRequest
+		withKey bool
+	}{
+		"old agent or attacker, ID only": {protocol.EnrollRequest{DeviceID: legacy.DeviceID, Hostname: "x"}, false},
+		"a key but no credential":        {protocol.EnrollRequest{DeviceID: legacy.DeviceID, Hostname: "x"}, true},
+		"a key and a forged credential":  {protocol.EnrollRequest{DeviceID: legacy.DeviceID, Hostname: "x", Credential: forged}, true},
 	} {
 		var got protocol.EnrollResponse
-		if req.Credential == "" && name == "old agent or attacker, ID only" {
-			got = h.enroll(req)
+		if tc.withKey {
+			got = enrolled(t, h.enrollWithKey(tc.req, attackerKey))
 		} else {
-			got = enrolled(t, h.enrollWithKey(req, attackerKey))
+			got = h.enroll(tc.req)
 		}
 		require.NotEqual(t, legacy.DeviceID, got.DeviceID, name)
 		require.True(t, protocol.ValidDeviceID(got.DeviceID), name)

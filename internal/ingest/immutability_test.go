@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
+	"github.com/supportstack/supportstack/internal/miniotest"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -198,4 +202,48 @@ func TestReplicasRacingCannotBothStore(t *testing.T) {
 		}
 		require.Equal(t, 1, objects(t, site)[batches[0]], "round %d: one version", round)
 	}
+}
+
+// storeAsReplicated puts a batch object straight into a site's bucket, as replication brings one the other
+// site's ingest stored: this site's ledger knows nothing of it.
+func storeAsReplicated(t *testing.T, site *miniotest.Server, device string, recs []protocol.Record) {
+	t.Helper()
+	objs, _, err := batchObjects(&protocol.Batch{DeviceID: device, Records: recs})
+	require.NoError(t, err)
+	o := objs[len(objs)-1]
+	_, err = siteClient(t, site).PutObject(context.Background(), testBucket, o.key, bytes.NewReader(o.data), int64(len(o.data)),
+		minio.PutObjectOptions{ContentType: o.contentType, UserMetadata: o.metadata})
+	require.NoError(t, err)
+}
+
+// Ledgers are each site's own (not versioned, not replicated); the batches are what they are rebuilt from. A site
+// that has no ledger for a device (its agents came here in a failover) folds in the seq ranges of the batches
+// replication brought, and one whose ledger has been idle folds in the batches stored since: reuse across sites
+// is refused too.
+func TestLedgersAreRebuiltFromStoredBatches(t *testing.T) {
+	site := startSite(t)
+	clock := &manualClock{now: time.Now()}
+	cfg := testConfig(site)
+	cfg.Now = clock.Now
+	h := newHarness(t, cfg)
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	post := func(h *harness, recs []protocol.Record) response {
+		return h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: recs})
+	}
+	require.Equal(t, uint64(10), ack(t, post(h, telemetry(1, 10))))
+	// The ledger is overwritten in place, not versioned.
+	require.Equal(t, uint64(20), ack(t, post(h, telemetry(11, 10))))
+	require.Equal(t, 1, objects(t, site)[protocol.LedgerKey(dev.DeviceID)])
+
+	// The other site stored 21-30 (the device's agent sent there for a while); replication brought the batch.
+	storeAsReplicated(t, site, dev.DeviceID, telemetry(21, 10))
+	clock.Advance(relistAfter)
+	require.Equal(t, uint64(30), refusedAsReuse(t, post(h, otherData(telemetry(25, 3)))))
+
+	// A site that never had this device's ledger: the replicated batches are enough.
+	require.NoError(t, siteClient(t, site).RemoveObject(context.Background(), testBucket, protocol.LedgerKey(dev.DeviceID), minio.RemoveObjectOptions{}))
+	fresh := newHarness(t, cfg)
+	require.Equal(t, uint64(30), refusedAsReuse(t, post(fresh, otherData(telemetry(5, 3)))))
+	require.Equal(t, uint64(30), ack(t, post(fresh, telemetry(21, 10))), "the same batch again is still a retry")
+	require.Equal(t, uint64(33), ack(t, post(fresh, telemetry(31, 3))))
 }

@@ -79,7 +79,7 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up storage: %w", err)
 	}
-	s.ledgers = newLedgers(s.pool)
+	s.ledgers = newLedgers(s.pool, s.now)
 	s.admission = newAdmission(cfg.maxConcurrentRequests(), cfg.admissionWait(), maxRetryAfterSeconds, s.rand)
 	if s.metrics, err = newMetrics(reg); err != nil {
 		return nil, fmt.Errorf("register ingest metrics: %w", err)

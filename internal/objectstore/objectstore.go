@@ -24,14 +24,14 @@ type Endpoint struct {
 	SecretKey string
 }
 
-// The lifecycle rules that the operator owns; other rules in the bucket are left alone.
-const (
-	// RetentionRuleID expires everything after the tenant's retention period.
-	RetentionRuleID = "supportstack-retention"
-	// LedgerVersionsRuleID expires the old versions of the ingest service's seq ledgers after a day: a ledger is
-	// rewritten with every batch, and only its current version means anything.
-	LedgerVersionsRuleID = "supportstack-ledger-versions"
-)
+// RetentionRuleID names the lifecycle rule that the operator owns; other rules in the bucket are left alone.
+const RetentionRuleID = "supportstack-retention"
+
+// UnversionedPrefixes are excluded from versioning (a MinIO extension): the ingest service's seq ledgers, which
+// are rewritten with every batch. Versioned, each would pile up a version per batch, and MinIO rewrites every
+// version's metadata with each write. Unversioned objects are not replicated either: a ledger is each site's own
+// and is rebuilt from the replicated batches (internal/ingest).
+var UnversionedPrefixes = []string{protocol.LedgerPrefix}
 
 // healthTimeout bounds a health check whose context has no deadline: a storage outage must be noticed in
 // seconds, not after TCP's timeouts.
@@ -86,7 +86,9 @@ type Change string
 const (
 	ChangeBucketCreated     Change = "BucketCreated"
 	ChangeVersioningEnabled Change = "VersioningEnabled"
-	ChangeRetentionSet      Change = "RetentionSet"
+	// ChangeVersioningExclusions: the prefixes that must not be versioned were set.
+	ChangeVersioningExclusions Change = "VersioningExclusionsSet"
+	ChangeRetentionSet         Change = "RetentionSet"
 )
 
 // EnsureBucket makes sure the bucket exists, is versioned and expires objects after retentionDays, and reports
@@ -116,11 +118,19 @@ func EnsureBucket(ctx context.Context, c *minio.Client, bucket string, retention
 	if err != nil {
 		return changes, fmt.Errorf("read versioning of bucket %q: %w", bucket, err)
 	}
-	if !versioning.Enabled() {
-		if err := c.EnableVersioning(ctx, bucket); err != nil {
-			return changes, fmt.Errorf("enable versioning of bucket %q: %w", bucket, err)
+	if !versioning.Enabled() || !excludes(versioning, UnversionedPrefixes) {
+		cfg := minio.BucketVersioningConfiguration{Status: minio.Enabled}
+		for _, p := range UnversionedPrefixes {
+			cfg.ExcludedPrefixes = append(cfg.ExcludedPrefixes, minio.ExcludedPrefix{Prefix: p})
 		}
-		changes = append(changes, ChangeVersioningEnabled)
+		if err := c.SetBucketVersioning(ctx, bucket, cfg); err != nil {
+			return changes, fmt.Errorf("set versioning of bucket %q: %w", bucket, err)
+		}
+		if versioning.Enabled() {
+			changes = append(changes, ChangeVersioningExclusions)
+		} else {
+			changes = append(changes, ChangeVersioningEnabled)
+		}
 	}
 
 	current, err := c.GetBucketLifecycle(ctx, bucket)
@@ -136,6 +146,19 @@ func EnsureBucket(ctx context.Context, c *minio.Client, bucket string, retention
 	return changes, nil
 }
 
+// excludes reports whether a versioning configuration excludes exactly the given prefixes.
+func excludes(v minio.BucketVersioningConfiguration, prefixes []string) bool {
+	if len(v.ExcludedPrefixes) != len(prefixes) || v.ExcludeFolders {
+		return false
+	}
+	for _, p := range prefixes {
+		if !slices.ContainsFunc(v.ExcludedPrefixes, func(e minio.ExcludedPrefix) bool { return e.Prefix == p }) {
+			return false
+		}
+	}
+	return true
+}
+
 // RetentionRule is the lifecycle rule that keeps records for days.
 func RetentionRule(days int) lifecycle.Rule {
 	return lifecycle.Rule{
@@ -146,21 +169,10 @@ func RetentionRule(days int) lifecycle.Rule {
 	}
 }
 
-// LedgerVersionsRule is the lifecycle rule that expires old versions of seq ledgers after a day.
-func LedgerVersionsRule() lifecycle.Rule {
-	return lifecycle.Rule{
-		ID:                          LedgerVersionsRuleID,
-		Status:                      "Enabled",
-		RuleFilter:                  lifecycle.Filter{Prefix: protocol.LedgerPrefix},
-		NoncurrentVersionExpiration: lifecycle.NoncurrentVersionExpiration{NoncurrentDays: 1},
-	}
-}
-
-// withOperatorRules returns cfg with the operator's rules set (retention for days, ledger versions), and whether
-// that changed it. Rules with other IDs are kept as they are, in their place; missing rules of ours are added
-// at the end.
+// withOperatorRules returns cfg with the operator's rules set (retention for days), and whether that changed it.
+// Rules with other IDs are kept as they are, in their place; missing rules of ours are added at the end.
 func withOperatorRules(cfg *lifecycle.Configuration, days int) (*lifecycle.Configuration, bool) {
-	want := []lifecycle.Rule{RetentionRule(days), LedgerVersionsRule()}
+	want := []lifecycle.Rule{RetentionRule(days)}
 	out := lifecycle.NewConfiguration()
 	found := map[string]bool{}
 	changed := false

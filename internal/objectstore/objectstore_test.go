@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/lifecycle"
 	"github.com/stretchr/testify/require"
 
@@ -16,9 +17,8 @@ import (
 
 func TestWithOperatorRules(t *testing.T) {
 	foreign := lifecycle.Rule{ID: "someone-else", Status: "Enabled", Expiration: lifecycle.Expiration{Days: 3}}
-	ledger := LedgerVersionsRule()
-	ledgerWithoutPrefix := ledger
-	ledgerWithoutPrefix.RuleFilter = lifecycle.Filter{}
+	withPrefix := RetentionRule(30)
+	withPrefix.RuleFilter = lifecycle.Filter{Prefix: "devices/"}
 	tests := map[string]struct {
 		current     *lifecycle.Configuration
 		days        int
@@ -26,31 +26,27 @@ func TestWithOperatorRules(t *testing.T) {
 		wantRules   []lifecycle.Rule
 	}{
 		"no configuration": {
-			current: nil, days: 30, wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
+			current: nil, days: 30, wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30)},
 		},
 		"already set": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30), ledger}}, days: 30,
-			wantChanged: false, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30)}}, days: 30,
+			wantChanged: false, wantRules: []lifecycle.Rule{RetentionRule(30)},
 		},
 		"other days": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(7), ledger}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(7)}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30)},
 		},
-		"a bucket from before ledgers gets the ledger rule": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{RetentionRule(30)}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30), ledger},
-		},
-		"a ledger rule that lost its prefix is put right": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{ledgerWithoutPrefix, RetentionRule(30)}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{ledger, RetentionRule(30)},
+		"a rule of ours narrowed to a prefix is put right": {
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{withPrefix}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{RetentionRule(30)},
 		},
 		"foreign rules are kept, before and after ours": {
-			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign, RetentionRule(7), foreign, ledger}}, days: 30,
-			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(30), foreign, ledger},
+			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign, RetentionRule(7), foreign}}, days: 30,
+			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(30), foreign},
 		},
 		"foreign rule only": {
 			current: &lifecycle.Configuration{Rules: []lifecycle.Rule{foreign}}, days: 1,
-			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(1), ledger},
+			wantChanged: true, wantRules: []lifecycle.Rule{foreign, RetentionRule(1)},
 		},
 	}
 	for name, tc := range tests {
@@ -75,15 +71,33 @@ func TestEnsureBucketAgainstMinIO(t *testing.T) {
 	v, err := c.GetBucketVersioning(ctx, "tenant-data")
 	require.NoError(t, err)
 	require.True(t, v.Enabled(), "versioning must be on")
+	require.Equal(t, []minio.ExcludedPrefix{{Prefix: protocol.LedgerPrefix}}, v.ExcludedPrefixes, "ledgers are not versioned")
 	lc, err := c.GetBucketLifecycle(ctx, "tenant-data")
 	require.NoError(t, err)
-	require.Len(t, lc.Rules, 2)
+	require.Len(t, lc.Rules, 1)
 	require.Equal(t, RetentionRuleID, lc.Rules[0].ID)
 	require.EqualValues(t, 90, lc.Rules[0].Expiration.Days)
 	require.EqualValues(t, 90, lc.Rules[0].NoncurrentVersionExpiration.NoncurrentDays)
-	require.Equal(t, LedgerVersionsRuleID, lc.Rules[1].ID)
-	require.Equal(t, protocol.LedgerPrefix, lc.Rules[1].RuleFilter.Prefix)
-	require.EqualValues(t, 1, lc.Rules[1].NoncurrentVersionExpiration.NoncurrentDays)
+
+	// A ledger is overwritten in place; a batch keeps its versions.
+	for range 3 {
+		_, err := c.PutObject(ctx, "tenant-data", protocol.LedgerKey("d"), strings.NewReader("{}"), 2, minio.PutObjectOptions{})
+		require.NoError(t, err)
+		_, err = c.PutObject(ctx, "tenant-data", "devices/d/records/x", strings.NewReader("{}"), 2, minio.PutObjectOptions{})
+		require.NoError(t, err)
+	}
+	versions := map[string]int{}
+	for o := range c.ListObjects(ctx, "tenant-data", minio.ListObjectsOptions{Recursive: true, WithVersions: true}) {
+		require.NoError(t, o.Err)
+		versions[o.Key]++
+	}
+	require.Equal(t, map[string]int{protocol.LedgerKey("d"): 1, "devices/d/records/x": 3}, versions)
+
+	// A bucket versioned before ledgers existed gets the exclusion.
+	require.NoError(t, c.SetBucketVersioning(ctx, "tenant-data", minio.BucketVersioningConfiguration{Status: minio.Enabled}))
+	changes, err = EnsureBucket(ctx, c, "tenant-data", 90)
+	require.NoError(t, err)
+	require.Equal(t, []Change{ChangeVersioningExclusions}, changes)
 
 	// A second run on a configured bucket changes nothing.
 	changes, err = EnsureBucket(ctx, c, "tenant-data", 90)
@@ -103,7 +117,7 @@ func TestEnsureBucketAgainstMinIO(t *testing.T) {
 	for _, r := range lc.Rules {
 		ids[r.ID] = r.Expiration.Days
 	}
-	require.Equal(t, map[string]lifecycle.ExpirationDays{RetentionRuleID: 30, LedgerVersionsRuleID: 0, "tmp-cleanup": 1}, ids)
+	require.Equal(t, map[string]lifecycle.ExpirationDays{RetentionRuleID: 30, "tmp-cleanup": 1}, ids)
 }
 
 func TestEnsureBucketWrongCredentials(t *testing.T) {

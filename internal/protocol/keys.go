@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,6 +31,36 @@ func BatchKey(deviceID string, first time.Time, firstSeq, lastSeq uint64) string
 		t = latestKeyTime
 	}
 	return fmt.Sprintf("devices/%s/records/%04d/%02d/%02d/%020d-%020d.ndjson.gz", deviceID, t.Year(), t.Month(), t.Day(), firstSeq, lastSeq)
+}
+
+// ParseBatchKey reads the seq range out of a key that BatchKey made for the device.
+func ParseBatchKey(deviceID, key string) (firstSeq, lastSeq uint64, ok bool) {
+	rest, found := strings.CutPrefix(key, RecordsPrefix(deviceID))
+	if !found {
+		return 0, 0, false
+	}
+	// yyyy/mm/dd/<first>-<last>.ndjson.gz
+	name := rest[strings.LastIndexByte(rest, '/')+1:]
+	name, found = strings.CutSuffix(name, ".ndjson.gz")
+	if !found {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(name, "-")
+	if !found {
+		return 0, 0, false
+	}
+	first, err1 := strconv.ParseUint(a, 10, 64)
+	last, err2 := strconv.ParseUint(b, 10, 64)
+	if err1 != nil || err2 != nil || first == 0 || first > last {
+		return 0, 0, false
+	}
+	return first, last, true
+}
+
+// RecordsDatePrefix is where the device's batches dated t start, in key order.
+func RecordsDatePrefix(deviceID string, t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%s%04d/%02d/%02d/", RecordsPrefix(deviceID), t.Year(), t.Month(), t.Day())
 }
 
 // RecordsPrefix is the prefix of all of a device's batch objects.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -46,5 +47,24 @@ func TestStrictJSON(t *testing.T) {
 			require.Equal(t, http.StatusBadRequest, re.Status)
 			require.Equal(t, tc.code, re.Code, re.Message)
 		})
+	}
+}
+
+func TestParseBatchKey(t *testing.T) {
+	const dev = "0123456789abcdef0123456789abcdef"
+	key := BatchKey(dev, time.Date(2026, 11, 30, 1, 2, 3, 0, time.UTC), 17, 42)
+	first, last, ok := ParseBatchKey(dev, key)
+	require.True(t, ok)
+	require.Equal(t, [2]uint64{17, 42}, [2]uint64{first, last})
+	require.Equal(t, "devices/"+dev+"/records/2026/11/30/", RecordsDatePrefix(dev, time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC)))
+	for _, bad := range []string{
+		BatchKey("fedcba9876543210fedcba9876543210", time.Now(), 1, 2), // another device's
+		RecordsPrefix(dev) + "2026/11/30/00000000000000000005-00000000000000000004.ndjson.gz",
+		RecordsPrefix(dev) + "2026/11/30/00000000000000000000-00000000000000000004.ndjson.gz",
+		RecordsPrefix(dev) + "2026/11/30/00000000000000000001-00000000000000000004.json",
+		RecordsPrefix(dev) + "2026/11/30/garbage.ndjson.gz",
+	} {
+		_, _, ok := ParseBatchKey(dev, bad)
+		require.False(t, ok, bad)
 	}
 }

@@ -487,12 +487,17 @@ func metadata(info minio.ObjectInfo) map[string]string {
 
 // List returns up to limit keys under prefix (recursively, in key order), with the same fallback as Put.
 func (p *Pool) List(ctx context.Context, prefix string, limit int) ([]string, error) {
+	return p.ListAfter(ctx, prefix, "", limit)
+}
+
+// ListAfter is List starting after the key startAfter.
+func (p *Pool) ListAfter(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
 	var keys []string
 	_, err := p.do(ctx, "list", func(ctx context.Context, c *minio.Client) error {
 		keys = keys[:0]
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		for obj := range c.ListObjectsIter(ctx, p.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		for obj := range c.ListObjectsIter(ctx, p.bucket, minio.ListObjectsOptions{Prefix: prefix, StartAfter: startAfter, Recursive: true}) {
 			if obj.Err != nil {
 				return obj.Err
 			}
