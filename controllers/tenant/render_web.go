@@ -15,6 +15,7 @@ import (
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/webserver"
 )
 
 // The ingest and dashboard are both the supportstack binary serving HTTP; they differ in subcommand, flags and
@@ -64,20 +65,20 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 
 // storageArgs are the flags with which ingest and dashboard find the tenant's storage.
 func (c Config) storageArgs(t *v1alpha1.SupportTenant) []string {
-	return []string{
-		"--listen-address=$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
-		"--tenant=" + t.Name,
-		"--bucket=" + naming.BucketName,
-		"--storage-endpoints=" + c.storageEndpoint(t),
-	}
+	return webserver.StorageConfig{
+		ListenAddress: "$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
+		Tenant:        t.Name,
+		Bucket:        naming.BucketName,
+		Endpoints:     []string{c.storageEndpoint(t)},
+	}.Args()
 }
 
 // storageCredentialEnv hands the storage credentials to a pod through the environment, never through args,
 // which anyone who can read the Deployment would see.
 func storageCredentialEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfiguration {
 	return []*corev1ac.EnvVarApplyConfiguration{
-		secretEnv(t, "STORAGE_ACCESS_KEY", naming.SecretKeyRootUser),
-		secretEnv(t, "STORAGE_SECRET_KEY", naming.SecretKeyRootPassword),
+		secretEnv(t, webserver.EnvStorageAccessKey, naming.SecretKeyRootUser),
+		secretEnv(t, webserver.EnvStorageSecretKey, naming.SecretKeyRootPassword),
 	}
 }
 

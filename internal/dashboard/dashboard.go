@@ -1,19 +1,20 @@
 // Package dashboard is the tenant's web dashboard: support staff see their customers' PCs and questions there.
-// It reads the tenant's bucket through the first healthy storage endpoint, so it keeps working when this
-// cluster's storage fails and the peer's takes over.
+// It reads the tenant's bucket through the storage pool (internal/storagepool), the same ordered endpoints with a
+// breaker each that ingest uses, so it keeps working when this cluster's storage fails and the peer's takes over.
 package dashboard
 
 import (
 	"context"
 	"embed"
 	"html/template"
+	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/storagepool"
 	"github.com/supportstack/supportstack/internal/webserver"
 )
 
@@ -21,6 +22,8 @@ import (
 type Config struct {
 	webserver.StorageConfig
 	DisplayName string
+	// Logger receives the storage pool's breaker transitions; nil means JSON on stderr.
+	Logger *slog.Logger
 }
 
 //go:embed templates/*.html
@@ -32,7 +35,7 @@ var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
 type overview struct {
 	DisplayName string
 	Tenant      string
-	// Storage is the endpoint serving reads now, empty when none is healthy.
+	// Storage is the endpoint serving reads now, empty when none is available.
 	Storage   string
 	Endpoints []endpointHealth
 	Devices   int
@@ -46,17 +49,31 @@ type endpointHealth struct {
 	Healthy bool
 }
 
-// Run serves until ctx ends.
+// maxCount bounds what the front page counts.
+const maxCount = 100_000
+
+// Run serves until ctx ends. The storage pool's health loop runs with the same context.
 func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "dashboard", "tenant", cfg.Tenant)
+	}
+	reg := prometheus.NewRegistry()
+	pool, err := cfg.NewPool(storagepool.Options{Registerer: reg, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); pool.Run(ctx) }()
+	defer func() { <-done }()
+
 	mux := http.NewServeMux()
-	webserver.HealthHandlers(mux, &cfg.StorageConfig)
-	webserver.MetricsHandler(mux, prometheus.NewRegistry())
-	hc := &http.Client{}
+	webserver.HealthHandlers(mux, pool)
+	webserver.MetricsHandler(mux, reg)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		render(w, "index.html", cfg.look(r.Context(), hc))
+		render(w, "index.html", cfg.look(r.Context(), pool))
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		render(w, "status.html", cfg.look(r.Context(), hc))
+		render(w, "status.html", cfg.look(r.Context(), pool))
 	})
 	return webserver.Serve(ctx, cfg.ListenAddress, mux)
 }
@@ -70,53 +87,29 @@ func render(w http.ResponseWriter, name string, data overview) {
 	_ = pages.ExecuteTemplate(w, name, data)
 }
 
-// look checks every storage endpoint and counts devices and questions through the first healthy one.
-func (c Config) look(ctx context.Context, hc *http.Client) overview {
+// look reports the pool's view of the storage endpoints and counts devices and questions through it.
+func (c Config) look(ctx context.Context, pool *storagepool.Pool) overview {
 	o := overview{DisplayName: c.DisplayName, Tenant: c.Tenant, Checked: time.Now().UTC()}
-	for _, ep := range c.Endpoints {
-		healthy := objectstore.Health(ctx, hc, ep) == nil
-		o.Endpoints = append(o.Endpoints, endpointHealth{URL: ep, Healthy: healthy})
+	for _, st := range pool.State() {
+		healthy := st.State != storagepool.Open
+		o.Endpoints = append(o.Endpoints, endpointHealth{URL: st.URL, Healthy: healthy})
 		if healthy && o.Storage == "" {
-			o.Storage = ep
+			o.Storage = st.URL
 		}
 	}
 	if o.Storage == "" {
 		o.Error = "no storage endpoint is reachable"
 		return o
 	}
-	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: o.Storage, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+	devices, err := pool.List(ctx, storagepool.ListOptions{Prefix: "devices/", Limit: maxCount})
+	if err == nil {
+		o.Devices = len(devices)
+		var questions []string
+		questions, err = pool.List(ctx, storagepool.ListOptions{Prefix: "questions/", Recursive: true, Limit: maxCount})
+		o.Questions = len(questions)
+	}
 	if err != nil {
-		o.Error = err.Error()
-		return o
-	}
-	var cerr error
-	if o.Devices, cerr = countPrefixes(ctx, mc, c.Bucket, "devices/"); cerr == nil {
-		o.Questions, cerr = countObjects(ctx, mc, c.Bucket, "questions/")
-	}
-	if cerr != nil {
-		o.Error = "reading the bucket failed: " + cerr.Error()
+		o.Error = "reading the bucket failed: " + err.Error()
 	}
 	return o
-}
-
-func countPrefixes(ctx context.Context, mc *minio.Client, bucket, prefix string) (int, error) {
-	n := 0
-	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix}) {
-		if obj.Err != nil {
-			return n, obj.Err
-		}
-		n++
-	}
-	return n, nil
-}
-
-func countObjects(ctx context.Context, mc *minio.Client, bucket, prefix string) (int, error) {
-	n := 0
-	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
-		if obj.Err != nil {
-			return n, obj.Err
-		}
-		n++
-	}
-	return n, nil
 }

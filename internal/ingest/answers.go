@@ -49,7 +49,7 @@ func (s *Server) answers(w http.ResponseWriter, r *http.Request, info *requestIn
 // (protocol.AnswerKey), so one listing finds them all and no device can reach another's. An object that cannot
 // be decoded, or whose key does not match its content, is skipped; a storage failure fails the whole read.
 func (s *Server) readAnswers(ctx context.Context, deviceID string) ([]protocol.Answer, error) {
-	keys, err := s.pool.List(ctx, protocol.DeviceAnswersPrefix(deviceID), maxAnswers)
+	keys, err := s.pool.List(ctx, storagepool.ListOptions{Prefix: protocol.DeviceAnswersPrefix(deviceID), Recursive: true, Limit: maxAnswers})
 	if err != nil {
 		return nil, err
 	}

@@ -190,7 +190,7 @@ func (ls *ledgers) fold(ctx context.Context, l *ledger, now time.Time) error {
 	if after == "" {
 		after = protocol.RecordsDatePrefix(l.DeviceID, now.Add(-rebuildWindow))
 	}
-	keys, err := ls.pool.ListAfter(ctx, protocol.RecordsPrefix(l.DeviceID), after, maxFoldKeys)
+	keys, err := ls.pool.List(ctx, storagepool.ListOptions{Prefix: protocol.RecordsPrefix(l.DeviceID), StartAfter: after, Recursive: true, Limit: maxFoldKeys})
 	if err != nil {
 		return err
 	}

@@ -63,14 +63,8 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 		s.cfg.IngestEndpoints = []string{} // "endpoints": [] rather than null
 	}
 
-	endpoints := make([]storagepool.Endpoint, 0, len(cfg.Endpoints))
-	for _, u := range cfg.Endpoints {
-		endpoints = append(endpoints, storagepool.Endpoint{URL: u, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey})
-	}
 	var err error
-	s.pool, err = storagepool.New(storagepool.Options{
-		Endpoints:      endpoints,
-		Bucket:         cfg.Bucket,
+	s.pool, err = cfg.NewPool(storagepool.Options{
 		RequestTimeout: cfg.StorageRequestTimeout,
 		HealthInterval: cfg.StorageHealthInterval,
 		Registerer:     reg,
@@ -95,10 +89,7 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, limits{body: s.limits.MaxBodyBytes + 1, read: batchRead, write: batchRead + storageWriteTimeout}, s.batches))
 	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, limits{read: shortReadTimeout, write: storageWriteTimeout}, s.answers))
 	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.endpoints))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	webserver.HealthHandlers(mux, s.pool)
 	webserver.MetricsHandler(mux, reg)
 	mux.Handle("/", s.route("other", "", limits{read: shortReadTimeout, write: shortReadTimeout}, func(w http.ResponseWriter, _ *http.Request, info *requestInfo) {
 		s.refuseUnread(w, info, &protocol.RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint"})
@@ -191,14 +182,6 @@ func (s *Server) route(name, method string, l limits, h handlerFunc) http.Handle
 		}
 		s.log.Log(r.Context(), level, "Request", attrs...)
 	})
-}
-
-func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !s.pool.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, protocol.Error{Code: "storage_unavailable", Message: "no storage endpoint is available"})
-		return
-	}
-	_, _ = w.Write([]byte("ok\n"))
 }
 
 // writeJSON answers with v as JSON.

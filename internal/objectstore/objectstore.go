@@ -61,8 +61,16 @@ func Health(ctx context.Context, hc *http.Client, endpoint string) error {
 	return nil
 }
 
-// NewClient returns a minio-go client for ep.
-func NewClient(ep Endpoint) (*minio.Client, error) {
+// NewClient returns a minio-go client for ep with minio-go's own retries.
+func NewClient(ep Endpoint) (*minio.Client, error) { return newClient(ep, 0) }
+
+// NewFailFastClient returns a minio-go client for ep that tries a request once: minio-go would otherwise retry a
+// refused connection ten times with backoff (seconds), where a caller with a second endpoint wants to fall
+// through to it at once.
+func NewFailFastClient(ep Endpoint) (*minio.Client, error) { return newClient(ep, 1) }
+
+// newClient checks ep's URL and builds the client; maxRetries 0 means minio-go's default.
+func newClient(ep Endpoint, maxRetries int) (*minio.Client, error) {
 	u, err := url.Parse(ep.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse storage URL: %w", err)
@@ -71,11 +79,12 @@ func NewClient(ep Endpoint) (*minio.Client, error) {
 		return nil, fmt.Errorf("storage URL %q: want http(s)://host[:port]", ep.URL)
 	}
 	c, err := minio.New(u.Host, &minio.Options{
-		Creds:  credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""),
-		Secure: u.Scheme == "https",
+		Creds:      credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""),
+		Secure:     u.Scheme == "https",
+		MaxRetries: maxRetries,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create storage client: %w", err)
+		return nil, fmt.Errorf("create storage client for %s: %w", ep.URL, err)
 	}
 	return c, nil
 }
@@ -207,20 +216,4 @@ func sameRule(r, want lifecycle.Rule) bool {
 		r.Expiration.Days == want.Expiration.Days &&
 		r.NoncurrentVersionExpiration.NoncurrentDays == want.NoncurrentVersionExpiration.NoncurrentDays &&
 		sameFilter
-}
-
-// FirstHealthy returns the first endpoint, in order of preference, whose MinIO is healthy.
-func FirstHealthy(ctx context.Context, hc *http.Client, endpoints []string) (string, error) {
-	var errs []error
-	for _, ep := range endpoints {
-		err := Health(ctx, hc, ep)
-		if err == nil {
-			return ep, nil
-		}
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		return "", errors.New("no storage endpoints configured")
-	}
-	return "", errors.Join(errs...)
 }

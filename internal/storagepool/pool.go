@@ -9,13 +9,11 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/supportstack/supportstack/internal/objectstore"
@@ -159,7 +157,7 @@ func New(o Options) (*Pool, error) {
 			return nil, fmt.Errorf("storage endpoint %q is listed twice", ep.URL)
 		}
 		seen[ep.URL] = true
-		c, err := newClient(ep)
+		c, err := objectstore.NewFailFastClient(ep)
 		if err != nil {
 			return nil, err
 		}
@@ -173,24 +171,6 @@ func New(o Options) (*Pool, error) {
 		p.metrics = m
 	}
 	return p, nil
-}
-
-// newClient is objectstore.NewClient without minio-go's own retries: minio-go retries a refused connection ten
-// times with backoff (seconds), where the pool wants to fall through to the next endpoint at once.
-func newClient(ep Endpoint) (*minio.Client, error) {
-	if _, err := objectstore.NewClient(ep); err != nil { // the same URL rules as everywhere else
-		return nil, err
-	}
-	u, _ := url.Parse(ep.URL)
-	c, err := minio.New(u.Host, &minio.Options{
-		Creds:      credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""),
-		Secure:     u.Scheme == "https",
-		MaxRetries: 1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create storage client for %s: %w", ep.URL, err)
-	}
-	return c, nil
 }
 
 func orDefault[T comparable](v, def T) T {
@@ -485,23 +465,29 @@ func metadata(info minio.ObjectInfo) map[string]string {
 	return out
 }
 
-// List returns up to limit keys under prefix (recursively, in key order), with the same fallback as Put.
-func (p *Pool) List(ctx context.Context, prefix string, limit int) ([]string, error) {
-	return p.ListAfter(ctx, prefix, "", limit)
+// ListOptions select keys to list.
+type ListOptions struct {
+	Prefix string
+	// StartAfter lists the keys after this one.
+	StartAfter string
+	// Recursive lists every key under Prefix; otherwise keys and common prefixes one level down.
+	Recursive bool
+	// Limit bounds the keys returned.
+	Limit int
 }
 
-// ListAfter is List starting after the key startAfter.
-func (p *Pool) ListAfter(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
+// List returns keys in key order, with the same fallback as Write.
+func (p *Pool) List(ctx context.Context, o ListOptions) ([]string, error) {
 	var keys []string
 	_, err := p.do(ctx, "list", func(ctx context.Context, c *minio.Client) error {
 		keys = keys[:0]
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		for obj := range c.ListObjectsIter(ctx, p.bucket, minio.ListObjectsOptions{Prefix: prefix, StartAfter: startAfter, Recursive: true}) {
+		for obj := range c.ListObjectsIter(ctx, p.bucket, minio.ListObjectsOptions{Prefix: o.Prefix, StartAfter: o.StartAfter, Recursive: o.Recursive}) {
 			if obj.Err != nil {
 				return obj.Err
 			}
-			if len(keys) == limit {
+			if len(keys) == o.Limit {
 				break
 			}
 			keys = append(keys, obj.Key)
@@ -509,7 +495,7 @@ func (p *Pool) ListAfter(ctx context.Context, prefix, startAfter string, limit i
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %q: %w", prefix, err)
+		return nil, fmt.Errorf("list %q: %w", o.Prefix, err)
 	}
 	return keys, nil
 }

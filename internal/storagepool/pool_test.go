@@ -160,7 +160,7 @@ func TestBothDownIsUnavailableQuickly(t *testing.T) {
 
 	_, err = p.Get(ctx, "before.json", 1<<20)
 	require.ErrorIs(t, err, ErrUnavailable)
-	_, err = p.List(ctx, "", 10)
+	_, err = p.List(ctx, ListOptions{Recursive: true, Limit: 10})
 	require.ErrorIs(t, err, ErrUnavailable)
 	require.Eventually(t, func() bool { return !p.Ready() }, 5*time.Second, 20*time.Millisecond)
 
@@ -242,7 +242,7 @@ func TestReadsFallBackButNotFoundIsAnAnswer(t *testing.T) {
 	b, err := p.Get(ctx, "q/1.json", 1<<20)
 	require.NoError(t, err)
 	require.Equal(t, first.URL, string(b))
-	keys, err := p.List(ctx, "q/", 2)
+	keys, err := p.List(ctx, ListOptions{Prefix: "q/", Recursive: true, Limit: 2})
 	require.NoError(t, err)
 	require.Equal(t, []string{"q/1.json", "q/2.json"}, keys)
 
@@ -259,7 +259,7 @@ func TestReadsFallBackButNotFoundIsAnAnswer(t *testing.T) {
 	b, err = p.Get(ctx, "q/1.json", 1<<20)
 	require.NoError(t, err)
 	require.Equal(t, second.URL, string(b))
-	keys, err = p.List(ctx, "q/", 10)
+	keys, err = p.List(ctx, ListOptions{Prefix: "q/", Recursive: true, Limit: 10})
 	require.NoError(t, err)
 	require.Equal(t, []string{"q/1.json", "q/2.json", "q/3.json"}, keys)
 	require.Equal(t, 2, p.State()[0].Failures)

@@ -1,5 +1,6 @@
-// Package webserver is what the ingest and dashboard servers share: their storage settings, health endpoints
-// and a graceful HTTP server.
+// Package webserver is what the ingest and dashboard servers share: their storage settings (and the flags and
+// environment through which the operator hands them over), their storage pool, health endpoints and a graceful
+// HTTP server.
 package webserver
 
 import (
@@ -16,7 +17,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/storagepool"
+)
+
+// The contract between the operator, which renders ingest's and the dashboard's pods, and the servers: flags for
+// what anyone may read, environment variables (from the tenant's Secret) for the credentials.
+const (
+	FlagListenAddress    = "listen-address"
+	FlagTenant           = "tenant"
+	FlagBucket           = "bucket"
+	FlagStorageEndpoints = "storage-endpoints"
+	EnvStorageAccessKey  = "STORAGE_ACCESS_KEY"
+	EnvStorageSecretKey  = "STORAGE_SECRET_KEY"
 )
 
 // StorageConfig says where a tenant's data lives. Credentials come from the environment only, so that they never
@@ -31,12 +43,22 @@ type StorageConfig struct {
 	SecretKey string
 }
 
+// Args renders c's settings but the credentials as the flags BindFlags reads.
+func (c StorageConfig) Args() []string {
+	return []string{
+		"--" + FlagListenAddress + "=" + c.ListenAddress,
+		"--" + FlagTenant + "=" + c.Tenant,
+		"--" + FlagBucket + "=" + c.Bucket,
+		"--" + FlagStorageEndpoints + "=" + strings.Join(c.Endpoints, ","),
+	}
+}
+
 // BindFlags registers the shared flags.
 func (c *StorageConfig) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ListenAddress, "listen-address", ":8080", "address to serve HTTP on")
-	fs.StringVar(&c.Tenant, "tenant", "", "name of the tenant served")
-	fs.StringVar(&c.Bucket, "bucket", "supportstack", "the tenant's bucket")
-	fs.Func("storage-endpoints", "comma-separated storage URLs, preferred first", func(s string) error {
+	fs.StringVar(&c.ListenAddress, FlagListenAddress, ":8080", "address to serve HTTP on")
+	fs.StringVar(&c.Tenant, FlagTenant, "", "name of the tenant served")
+	fs.StringVar(&c.Bucket, FlagBucket, "supportstack", "the tenant's bucket")
+	fs.Func(FlagStorageEndpoints, "comma-separated storage URLs, preferred first", func(s string) error {
 		c.Endpoints = nil
 		for _, e := range strings.Split(s, ",") {
 			if e = strings.TrimSpace(e); e != "" {
@@ -47,12 +69,12 @@ func (c *StorageConfig) BindFlags(fs *flag.FlagSet) {
 	})
 }
 
-// LoadEnv reads the credentials from STORAGE_ACCESS_KEY and STORAGE_SECRET_KEY and checks the configuration.
+// LoadEnv reads the credentials from the environment and checks the configuration.
 func (c *StorageConfig) LoadEnv() error {
-	c.AccessKey, c.SecretKey = os.Getenv("STORAGE_ACCESS_KEY"), os.Getenv("STORAGE_SECRET_KEY")
+	c.AccessKey, c.SecretKey = os.Getenv(EnvStorageAccessKey), os.Getenv(EnvStorageSecretKey)
 	var missing []string
-	for name, v := range map[string]string{"--tenant": c.Tenant, "--storage-endpoints": strings.Join(c.Endpoints, ","),
-		"STORAGE_ACCESS_KEY": c.AccessKey, "STORAGE_SECRET_KEY": c.SecretKey} {
+	for name, v := range map[string]string{"--" + FlagTenant: c.Tenant, "--" + FlagStorageEndpoints: strings.Join(c.Endpoints, ","),
+		EnvStorageAccessKey: c.AccessKey, EnvStorageSecretKey: c.SecretKey} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -63,16 +85,29 @@ func (c *StorageConfig) LoadEnv() error {
 	return nil
 }
 
-// HealthHandlers serves /healthz (the process runs) and /readyz (some storage endpoint is healthy: a server that
-// can store nothing should get no traffic).
-func HealthHandlers(mux *http.ServeMux, cfg *StorageConfig) {
-	hc := &http.Client{}
+// NewPool builds the storage pool over c's endpoints, in order, with c's credentials: the one storage fallback of
+// every server. It registers the pool's metrics in reg and logs breaker transitions to log; run its health loop
+// with Pool.Run.
+func (c *StorageConfig) NewPool(o storagepool.Options) (*storagepool.Pool, error) {
+	o.Endpoints = make([]storagepool.Endpoint, 0, len(c.Endpoints))
+	for _, u := range c.Endpoints {
+		o.Endpoints = append(o.Endpoints, storagepool.Endpoint{URL: u, AccessKey: c.AccessKey, SecretKey: c.SecretKey})
+	}
+	o.Bucket = c.Bucket
+	return storagepool.New(o)
+}
+
+// HealthHandlers serves /healthz (the process runs) and /readyz (some storage endpoint's breaker admits
+// requests: a server that can reach no storage should get no traffic).
+func HealthHandlers(mux *http.ServeMux, pool *storagepool.Pool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := objectstore.FirstHealthy(r.Context(), hc, cfg.Endpoints); err != nil {
-			http.Error(w, "no storage endpoint is healthy", http.StatusServiceUnavailable)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !pool.Ready() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"code":"storage_unavailable","message":"no storage endpoint is available"}` + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
