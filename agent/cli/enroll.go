@@ -48,12 +48,27 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	}
 
 	lay := config.Layout{Root: r.stateDir}
-	var prev *enroll.State
-	if old, err := enroll.Load(lay.Enrollment()); err == nil && !*newDevice {
-		prev = &old
+	// base is the identity to enroll with: the device's own, or only a key for a new device. The key is made
+	// once, before any attempt, and an enrolled device's new key is saved before it is sent: the server may bind
+	// it although its answer never arrives.
+	var base enroll.State
+	old, err := enroll.Load(lay.Enrollment())
+	enrolled := err == nil && !*newDevice
+	if enrolled {
+		base = old
 	}
 	if err := os.MkdirAll(r.stateDir, 0o755); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
+	}
+	if !base.HasKey() {
+		if err := enroll.EnsureKey(&base); err != nil {
+			return err
+		}
+		if enrolled {
+			if err := enroll.Save(lay.Enrollment(), base); err != nil {
+				return err
+			}
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -62,7 +77,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	hc := client.NewHTTPClient(r.cfg.ConnectTimeout, r.cfg.RequestTimeout)
 	cl := &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + version()}
-	st, err := enrollPaced(ctx, cl, *url, tok, prev, stderr)
+	st, err := enrollPaced(ctx, cl, *url, tok, &base, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,7 +102,7 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "Enrolled device %s\nCredential valid until %s\nEndpoints: %s\nState directory: %s\n",
 		st.DeviceID, st.ExpiresAt.UTC().Format(time.RFC3339), strings.Join(st.Endpoints, ", "), r.stateDir)
-	if prev != nil {
+	if enrolled {
 		fmt.Fprintln(stdout, "Restart a running agent to use the new enrollment.")
 	}
 	return nil

@@ -113,10 +113,12 @@ func Request(deviceID, agentVersion string) protocol.EnrollRequest {
 }
 
 // Enroll enrolls at url with token. With prev set (an enrolled device enrolling again) it asks to keep prev's
-// device ID: it answers the server's challenge with prev's key, and for a device enrolled before device keys it
-// presents prev's credential to bind its key. A device whose key the server does not accept (its record holds
-// another) is enrolled as a new device rather than left unable to send. The device keeps prev's key, or gets one
-// here when it has none; the returned state is not saved yet.
+// device ID: it presents prev's credential and answers the server's challenge with prev's key (which binds the
+// key to a device enrolled before device keys). A device whose key the server does not accept (its record holds
+// another) is enrolled as a new device rather than left unable to send. A prev without a device ID only lends
+// its key to a new device. The device keeps prev's key, or gets one here when it has none: callers that must not
+// lose it (the key may be bound before the answer arrives) save it first (EnsureKey). The returned state is not
+// saved yet.
 func Enroll(ctx context.Context, c *client.Client, url, token string, prev *State, agentVersion string, now time.Time) (State, error) {
 	var keyed State
 	if prev != nil {
@@ -134,7 +136,6 @@ func Enroll(ctx context.Context, c *client.Client, url, token string, prev *Stat
 	req.Credential = keyed.Credential
 	resp, err := c.Enroll(ctx, url, token, req)
 	if se := client.AsStatus(err); se != nil && se.Code == "proof_required" && se.Challenge != "" && req.DeviceID != "" {
-		req.Credential = ""
 		req.Challenge, req.Signature = se.Challenge, protocol.SignProof(key, req.DeviceID, se.Challenge)
 		resp, err = c.Enroll(ctx, url, token, req)
 	}
@@ -161,7 +162,9 @@ func Enroll(ctx context.Context, c *client.Client, url, token string, prev *Stat
 		PrivateKey: keyed.PrivateKey,
 	}
 	if prev != nil {
-		s.URL = prev.URL
+		if prev.URL != "" {
+			s.URL = prev.URL
+		}
 		s.MaxRecordsPerSecond = prev.MaxRecordsPerSecond
 	}
 	return s, nil

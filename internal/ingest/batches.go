@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,7 +102,7 @@ func (s *Server) store(ctx context.Context, batch *protocol.Batch) (*protocol.Re
 	for i, r := range batch.Records {
 		seqs[i] = r.Seq
 	}
-	v, highest, err := s.ledgers.claim(ctx, batch.DeviceID, seqs, ref)
+	v, highest, err := s.ledgers.claim(ctx, batch.DeviceID, seqs, batch.Records[0].Time, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -120,13 +121,28 @@ func (s *Server) store(ctx context.Context, batch *protocol.Batch) (*protocol.Re
 	if v == reused {
 		return seqReused(batch, highest), nil
 	}
-	if err := s.putAll(ctx, objs); err != nil {
+	// The batch object first: it holds the records. Only once it is stored do the views of them (questions,
+	// the latest inventory) follow, so that a batch refused here leaves nothing behind.
+	batchObj, views := objs[len(objs)-1], objs[:len(objs)-1]
+	if err := s.put(ctx, batchObj); err != nil {
 		if errors.Is(err, errDiffers) {
-			// Only another batch under the same key, claimed in a ledger this one could not see (a peer
-			// cluster's, not replicated yet), gets here.
+			// Only another batch under the same key, claimed in a ledger this one could not see (the other
+			// site's, its batch not replicated here yet), gets here.
 			return seqReused(batch, highest), nil
 		}
 		return nil, err
+	}
+	if v == retried {
+		// The latest inventory is a view: a retry of an old batch must not roll it back.
+		views = slices.DeleteFunc(views, func(o object) bool { return o.kind == "inventory" })
+	}
+	if err := s.putAll(ctx, views); err != nil {
+		if !errors.Is(err, errDiffers) {
+			return nil, err
+		}
+		// A question with other text took the ID between the check and the write (two clients racing with one
+		// question ID). The records are stored in the batch; the question's own object keeps the first text.
+		s.log.Warn("A question ID was taken by another text while the batch was stored", "deviceId", batch.DeviceID, "error", err.Error())
 	}
 	return nil, nil
 }
@@ -270,8 +286,8 @@ func sameQuestion(q protocol.Question) func(storagepool.Object) bool {
 	}
 }
 
-// putAll writes the objects in parallel and returns the first failure's error (all are attempted); errDiffers
-// wins over storage failures, since a retry cannot cure it.
+// putAll writes the objects in parallel and returns the first failure's error (all are attempted); a storage
+// failure wins over errDiffers, since a retry can cure it.
 func (s *Server) putAll(ctx context.Context, objs []object) error {
 	sem := make(chan struct{}, writeConcurrency)
 	var (
@@ -292,8 +308,8 @@ func (s *Server) putAll(ctx context.Context, objs []object) error {
 	}
 	wg.Wait()
 	for _, err := range errs {
-		if errors.Is(err, errDiffers) {
-			return err
+		if !errors.Is(err, errDiffers) {
+			return fmt.Errorf("%d of %d writes failed: %w", len(errs), len(objs), err)
 		}
 	}
 	if len(errs) > 0 {

@@ -4,14 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
 	"github.com/supportstack/supportstack/internal/miniotest"
@@ -272,4 +278,71 @@ func (c *manualClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// fullDisk is a proxy in front of a MinIO server that, once full is set, answers every write as a full disk does
+// (507 XMinioStorageFull) while reads get through.
+func fullDisk(t *testing.T, target string, full *atomic.Bool) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if full.Load() && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInsufficientStorage)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has reached its minimum free drive threshold.</Message></Error>`))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A storage endpoint that serves reads but refuses writes (a full disk) costs no acknowledgement. The ledger's
+// conditional write goes only to the endpoint its ETag came from, and the claim moves to the peer's ledger when
+// that endpoint fails; the breaker opens on failed writes however many reads succeed between them; every batch
+// is stored on the peer's storage.
+func TestFullDiskMovesWritesToThePeer(t *testing.T) {
+	first, second := startSite(t), startSite(t)
+	cfg := testConfig(first, second)
+	var full atomic.Bool
+	cfg.Endpoints[0] = fullDisk(t, first.URL, &full)
+	h := newHarness(t, cfg)
+	dev := h.enroll(protocol.EnrollRequest{Hostname: "pc-1"})
+	post := func(seq uint64) {
+		t.Helper()
+		require.Equal(t, seq+4, ack(t, h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: telemetry(seq, 5)})))
+	}
+	post(1)
+	post(6)
+	// The peer's storage has a ledger of its own for the device (its ingest took batches 1-10 in a failover),
+	// with another ETag than this site's.
+	_, err := siteClient(t, second).PutObject(context.Background(), testBucket, protocol.LedgerKey(dev.DeviceID),
+		strings.NewReader(`{"deviceId":"`+dev.DeviceID+`","acked":[[1,10]]}`), -1, minio.PutObjectOptions{})
+	require.NoError(t, err)
+
+	full.Store(true)
+	for i := range 10 {
+		post(uint64(11 + 5*i))
+	}
+	require.Equal(t, storagepool.Open, h.server.Pool().State()[0].State, "failed writes open the breaker")
+	require.Zero(t, h.metric("supportstack_ingest_requests_total", map[string]string{"route": "batches", "code": "503"}))
+	got := 0
+	for _, k := range keys(t, second) {
+		if _, _, ok := protocol.ParseBatchKey(dev.DeviceID, k); ok {
+			got++
+		}
+	}
+	require.Equal(t, 10, got, "the batches of the full-disk period are on the peer's storage")
+}
+
+// The storage honours conditional writes, and ingest says so in its metrics.
+func TestConditionalWritesAreChecked(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	require.Equal(t, -1.0, h.metric("supportstack_ingest_conditional_writes_supported", nil))
+	h.server.checkConditionalWrites(context.Background())
+	require.Equal(t, 1.0, h.metric("supportstack_ingest_conditional_writes_supported", nil))
 }

@@ -101,7 +101,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 	// Conditional, so that two enrollments racing for one identity cannot both win: a new record is written
 	// only where none is, an existing one only as it was read.
 	_, _, err = s.pool.Write(r.Context(), protocol.DeviceKey(id.deviceID), data, storagepool.WriteOptions{
-		ContentType: "application/json", IfAbsent: id.etag == "", IfMatch: id.etag})
+		ContentType: "application/json", IfAbsent: id.etag == "", IfMatch: id.etag, Endpoint: id.endpoint})
 	if errors.Is(err, storagepool.ErrPrecondition) {
 		s.fail(w, info, &protocol.RequestError{Status: http.StatusConflict, Code: "enrollment_conflict",
 			Message: "the device's record changed during this enrollment: enroll again", RetryAfter: 1})
@@ -119,9 +119,11 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 // identity is the device an enrollment gets.
 type identity struct {
 	deviceID string
-	// prev and etag are the device's record as read; nil and "" for a device that has none yet.
-	prev *Device
-	etag string
+	// prev and etag are the device's record as read; nil and "" for a device that has none yet. endpoint is the
+	// storage endpoint that answered the read, where the record is written back to: an ETag is that endpoint's.
+	prev     *Device
+	etag     string
+	endpoint string
 	// reason is set when a request that named a device ID gets a new one instead.
 	reason string
 }
@@ -132,11 +134,14 @@ type identity struct {
 //   - a device whose record holds a key: that device, once the request proves it holds the key (a signed
 //     challenge); without a proof the answer is 401 proof_required with a challenge;
 //   - a device enrolled before device keys: that device, binding the request's key, when the request presents
-//     the device's last credential; a new device otherwise, since nothing proves the request comes from it;
-//   - a device without a record (lost, or not replicated here yet): that device when the request proves it
-//     holds the key it names, a new device when it names none.
+//     the device's latest credential (the one issued at its last enrollment) and proves it holds the key;
+//   - a device without a record (expired with the retention period, lost, or not replicated here yet): that
+//     device, binding the request's key, when the request presents a credential of the device and proves it
+//     holds the key.
 //
-// An error is a *protocol.RequestError for a refusal and a storage error otherwise.
+// An enrollment that names a device ID but proves nothing gets a new device instead: the enrollment token admits
+// new devices, never an existing one. An error is a *protocol.RequestError for a refusal and a storage error
+// otherwise.
 func (s *Server) identify(ctx context.Context, req protocol.EnrollRequest) (identity, error) {
 	var key ed25519.PublicKey
 	if req.PublicKey != "" {
@@ -158,27 +163,31 @@ func (s *Server) identify(ctx context.Context, req protocol.EnrollRequest) (iden
 	if !protocol.ValidDeviceID(req.DeviceID) {
 		return fresh("the requested device ID is malformed")
 	}
-	prev, etag, err := s.readDevice(ctx, req.DeviceID)
+	prev, etag, endpoint, err := s.readDevice(ctx, req.DeviceID)
+	// issuedSince says whether the request presents a credential of this device issued at notBefore or later.
+	issuedSince := func(notBefore time.Time) bool {
+		c, err := s.signer.VerifyIgnoringExpiry(req.Credential)
+		return err == nil && c.DeviceID == req.DeviceID && c.IssuedAt >= notBefore.Unix()-1
+	}
 	switch {
 	case errors.Is(err, storagepool.ErrNotFound):
-		if key == nil {
-			return fresh("no record of the device and no key to prove it")
+		if key == nil || !issuedSince(time.Time{}) {
+			return fresh("no record of the device, and the request does not present its credential and key")
 		}
 		if err := s.checkProof(req, key); err != nil {
 			return identity{}, err
 		}
-		return identity{deviceID: req.DeviceID}, nil
+		return identity{deviceID: req.DeviceID, endpoint: endpoint}, nil
 	case err != nil:
 		return identity{}, err
 	case prev.PublicKey == "":
-		if key == nil {
-			return fresh("the device has no key and the request proves nothing")
+		if key == nil || !issuedSince(prev.LastEnrolledAt) {
+			return fresh("the device has no key yet, and the request does not present its latest credential and a key")
 		}
-		c, err := s.signer.VerifyIgnoringExpiry(req.Credential)
-		if err != nil || c.DeviceID != req.DeviceID {
-			return fresh("the device has no key yet and the request does not present its credential")
+		if err := s.checkProof(req, key); err != nil {
+			return identity{}, err
 		}
-		return identity{deviceID: req.DeviceID, prev: &prev, etag: etag}, nil
+		return identity{deviceID: req.DeviceID, prev: &prev, etag: etag, endpoint: endpoint}, nil
 	}
 	stored, err := protocol.ParsePublicKey(prev.PublicKey)
 	if err != nil {
@@ -191,7 +200,7 @@ func (s *Server) identify(ctx context.Context, req protocol.EnrollRequest) (iden
 	if err := s.checkProof(req, stored); err != nil {
 		return identity{}, err
 	}
-	return identity{deviceID: req.DeviceID, prev: &prev, etag: etag}, nil
+	return identity{deviceID: req.DeviceID, prev: &prev, etag: etag, endpoint: endpoint}, nil
 }
 
 // checkProof verifies the request's answer to a challenge, and asks for one when there is none.
@@ -219,17 +228,18 @@ func (s *Server) checkProof(req protocol.EnrollRequest, key ed25519.PublicKey) e
 	return &protocol.RequestError{Status: http.StatusUnauthorized, Code: "invalid_proof", Message: err.Error()}
 }
 
-// readDevice reads a device's enrollment record and its ETag; a missing one is storagepool.ErrNotFound.
-func (s *Server) readDevice(ctx context.Context, id string) (Device, string, error) {
+// readDevice reads a device's enrollment record, its ETag and the endpoint that answered; a missing one is
+// storagepool.ErrNotFound.
+func (s *Server) readDevice(ctx context.Context, id string) (Device, string, string, error) {
 	var d Device
 	obj, err := s.pool.Read(ctx, protocol.DeviceKey(id), maxEnrollBytes)
 	if err != nil {
-		return d, "", err
+		return d, "", obj.Endpoint, err
 	}
 	if err := json.Unmarshal(obj.Data, &d); err != nil || d.EnrolledAt.IsZero() {
-		return d, "", fmt.Errorf("device record of %s is unreadable", id)
+		return d, "", obj.Endpoint, fmt.Errorf("device record of %s is unreadable", id)
 	}
-	return d, obj.ETag, nil
+	return d, obj.ETag, obj.Endpoint, nil
 }
 
 // decodeEnroll reads an enrollment body strictly: bounded, uncompressed, one JSON object without unknown

@@ -136,17 +136,41 @@ func TestDevicesFromBeforeKeys(t *testing.T) {
 	require.Equal(t, "device_key_mismatch", r.errorCode(t))
 }
 
-// A device the server has no record of (its record lost, or not replicated to this cluster yet) keeps its ID when
-// it proves it holds the key it names.
-func TestUnknownDeviceWithAKeyKeepsItsID(t *testing.T) {
+// A device whose record is gone (expired with the retention period, lost, or not replicated to this cluster yet)
+// keeps its ID when it presents a credential of that ID and proves it holds the key it names. Without the
+// credential, naming the ID gets a new identity: the token and an ID are not enough.
+func TestDeviceWithoutARecordKeepsItsIDWithItsCredential(t *testing.T) {
 	site := startSite(t)
 	h := newHarness(t, testConfig(site))
 	id, err := protocol.NewDeviceID()
 	require.NoError(t, err)
 	key := newKey(t)
-	got := enrolled(t, h.enrollWithKey(protocol.EnrollRequest{DeviceID: id, Hostname: "pc"}, key))
+
+	stranger := enrolled(t, h.enrollWithKey(protocol.EnrollRequest{DeviceID: id, Hostname: "pc"}, key))
+	require.NotEqual(t, id, stranger.DeviceID, "an ID alone, even with a key, binds nothing")
+
+	cred, _, err := protocol.Signer{Tenant: testTenant, Key: []byte(testSigningKey), TTL: time.Hour,
+		Now: func() time.Time { return time.Now().Add(-24 * time.Hour) }}.Issue(id) // expired long ago
+	require.NoError(t, err)
+	got := enrolled(t, h.enrollWithKey(protocol.EnrollRequest{DeviceID: id, Hostname: "pc", Credential: cred}, key))
 	require.Equal(t, id, got.DeviceID)
 	var dev Device
 	require.NoError(t, json.Unmarshal(mustRead(t, site, protocol.DeviceKey(id)), &dev))
 	require.Equal(t, protocol.EncodeKey(key.Public().(ed25519.PublicKey)), dev.PublicKey)
+}
+
+// Binding a key to a device from before keys takes its latest credential, the one issued at its last enrollment:
+// an older one (an old disk image, a log) binds nothing.
+func TestOnlyTheLatestCredentialBindsAKey(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	legacy := h.enroll(protocol.EnrollRequest{Hostname: "old-agent"})
+	older, _, err := protocol.Signer{Tenant: testTenant, Key: []byte(testSigningKey),
+		Now: func() time.Time { return time.Now().Add(-30 * 24 * time.Hour) }}.Issue(legacy.DeviceID)
+	require.NoError(t, err)
+	got := enrolled(t, h.enrollWithKey(protocol.EnrollRequest{DeviceID: legacy.DeviceID, Hostname: "x", Credential: older}, newKey(t)))
+	require.NotEqual(t, legacy.DeviceID, got.DeviceID)
+	var dev Device
+	require.NoError(t, json.Unmarshal(mustRead(t, site, protocol.DeviceKey(legacy.DeviceID)), &dev))
+	require.Empty(t, dev.PublicKey, "no key was bound")
 }

@@ -216,11 +216,23 @@ func storeAsReplicated(t *testing.T, site *miniotest.Server, device string, recs
 	require.NoError(t, err)
 }
 
-// Ledgers are each site's own (not versioned, not replicated); the batches are what they are rebuilt from. A site
-// that has no ledger for a device (its agents came here in a failover) folds in the seq ranges of the batches
-// replication brought, and one whose ledger has been idle folds in the batches stored since: reuse across sites
-// is refused too.
-func TestLedgersAreRebuiltFromStoredBatches(t *testing.T) {
+// storeAsReplicatedAt is storeAsReplicated with the batch dated t.
+func storeAsReplicatedAt(t *testing.T, site *miniotest.Server, device string, first uint64, n int, at time.Time) {
+	t.Helper()
+	recs := telemetry(first, n)
+	for i := range recs {
+		recs[i].Time = at
+	}
+	storeAsReplicated(t, site, device, recs)
+}
+
+// Ledgers are each site's own (not versioned, not replicated); the stored batches, which replication brings from
+// either site, are what a ledger is completed from. A site that has no ledger for a device (its agents came here
+// in a failover) takes every seq up to the highest stored one as claimed, whatever the batches' dates (months
+// old, clamped to 2199 by a PC whose clock ran ahead, stored out of date order), so a wiped spool's reuse is
+// refused here too; and a site whose ledger sees a device come back above what it knows (it sent to the other
+// site meanwhile) folds in what the other site stored.
+func TestLedgersAreCompletedFromStoredBatches(t *testing.T) {
 	site := startSite(t)
 	clock := &manualClock{now: time.Now()}
 	cfg := testConfig(site)
@@ -231,19 +243,55 @@ func TestLedgersAreRebuiltFromStoredBatches(t *testing.T) {
 		return h.postBatch(dev.Credential, protocol.Batch{DeviceID: dev.DeviceID, Records: recs})
 	}
 	require.Equal(t, uint64(10), ack(t, post(h, telemetry(1, 10))))
-	// The ledger is overwritten in place, not versioned.
 	require.Equal(t, uint64(20), ack(t, post(h, telemetry(11, 10))))
-	require.Equal(t, 1, objects(t, site)[protocol.LedgerKey(dev.DeviceID)])
+	require.Equal(t, 1, objects(t, site)[protocol.LedgerKey(dev.DeviceID)], "a ledger is overwritten in place, not versioned")
 
-	// The other site stored 21-30 (the device's agent sent there for a while); replication brought the batch.
+	// The other site stored 21-30 meanwhile (the device's agent sent there); replication brought the batch.
 	storeAsReplicated(t, site, dev.DeviceID, telemetry(21, 10))
-	clock.Advance(relistAfter)
-	require.Equal(t, uint64(30), refusedAsReuse(t, post(h, otherData(telemetry(25, 3)))))
+	clock.Advance(foldInterval)
+	require.Equal(t, uint64(33), ack(t, post(h, telemetry(31, 3))), "the agent comes back above what this site knew")
+	require.Equal(t, uint64(33), refusedAsReuse(t, post(h, otherData(telemetry(25, 3)))), "the other site's seqs are taken")
 
-	// A site that never had this device's ledger: the replicated batches are enough.
+	// A site that never had this device's ledger, with batches dated far ahead (a clock that ran ahead) and
+	// then, with the highest seqs, months back (the clock was set back, and still is).
 	require.NoError(t, siteClient(t, site).RemoveObject(context.Background(), testBucket, protocol.LedgerKey(dev.DeviceID), minio.RemoveObjectOptions{}))
+	storeAsReplicatedAt(t, site, dev.DeviceID, 40, 5, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC))
+	setBack := clock.Now().Add(-200 * 24 * time.Hour)
+	storeAsReplicatedAt(t, site, dev.DeviceID, 50, 5, setBack)
 	fresh := newHarness(t, cfg)
-	require.Equal(t, uint64(30), refusedAsReuse(t, post(fresh, otherData(telemetry(5, 3)))))
-	require.Equal(t, uint64(30), ack(t, post(fresh, telemetry(21, 10))), "the same batch again is still a retry")
-	require.Equal(t, uint64(33), ack(t, post(fresh, telemetry(31, 3))))
+	wiped := otherData(telemetry(1, 3))
+	for i := range wiped {
+		wiped[i].Time = setBack.Add(time.Hour)
+	}
+	require.Equal(t, uint64(54), refusedAsReuse(t, post(fresh, wiped)), "a wiped spool restarting at seq 1")
+	require.Equal(t, uint64(54), refusedAsReuse(t, post(fresh, otherData(telemetry(45, 2)))))
+	require.Equal(t, uint64(33), ack(t, post(fresh, telemetry(31, 3))), "the same batch again is still a retry")
+	require.Equal(t, uint64(57), ack(t, post(fresh, telemetry(55, 3))))
+}
+
+// The highest stored seq of a device is found without listing all its batches, also in a day with more batches
+// than one listing page holds.
+func TestHighestStoredSeqInABusyDay(t *testing.T) {
+	site := startSite(t)
+	h := newHarness(t, testConfig(site))
+	const device = "0123456789abcdef0123456789abcdef"
+	mc := siteClient(t, site)
+	day := time.Now().Add(-48 * time.Hour)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	const n = 2*listPage + 137
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			first := uint64(1 + 3*i)
+			_, err := mc.PutObject(context.Background(), testBucket, protocol.BatchKey(device, day, first, first+1),
+				bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	got, err := h.server.ledgers.highestStoredSeq(context.Background(), device, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, uint64(3*(n-1)+2), got)
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	recordsAcked prometheus.Counter
 	bytesStored  *prometheus.CounterVec
 	writeSeconds *prometheus.HistogramVec
+	// conditionalWrites is 1 when storage honours If-None-Match, 0 when it ignores it, -1 before the check.
+	conditionalWrites prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,8 +40,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Latency of one object write through the storage pool (fallback to the next endpoint included), by object kind and result.",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"object", "result"}),
+		conditionalWrites: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "supportstack_ingest_conditional_writes_supported",
+			Help: "1 when storage honours conditional writes (If-None-Match), which keep acknowledged records from being replaced; 0 when it ignores them; -1 before the check.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.rejections, m.recordsAcked, m.bytesStored, m.writeSeconds} {
+	m.conditionalWrites.Set(-1)
+	for _, c := range []prometheus.Collector{m.requests, m.rejections, m.recordsAcked, m.bytesStored, m.writeSeconds, m.conditionalWrites} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -23,8 +23,20 @@ import (
 const credentialPrefix = "st1."
 
 // b64 is the encoding of every binary field of the protocol: base64url without padding, strict, so that each
-// value has exactly one spelling.
+// value has exactly one spelling. Decode with decodeB64.
 var b64 = base64.RawURLEncoding.Strict()
+
+// errSpelling is a base64 field that is not in its one spelling.
+var errSpelling = errors.New("not canonical base64url")
+
+// decodeB64 decodes a binary field. Strict decoding still skips line breaks, which would give a value a second
+// spelling: they are refused.
+func decodeB64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errSpelling
+	}
+	return b64.DecodeString(s)
+}
 
 // maxSealedBytes bounds a credential or challenge as presented.
 const maxSealedBytes = 1024
@@ -105,14 +117,14 @@ func (s Signer) open(prefix, sealed string, v any) error {
 	}
 	payload, sig := sealed[:dot], sealed[dot+1:]
 	// Strict base64: the unused low bits of the last character must be zero, so a value has one spelling.
-	mac, err := b64.DecodeString(sig)
+	mac, err := decodeB64(sig)
 	if err != nil {
 		return ErrMalformedCredential
 	}
 	if !hmac.Equal(mac, s.mac(payload)) {
 		return ErrBadSignature
 	}
-	raw, err := b64.DecodeString(payload[len(prefix):])
+	raw, err := decodeB64(payload[len(prefix):])
 	if err != nil {
 		return ErrMalformedCredential
 	}

@@ -70,7 +70,7 @@ func (s Signer) VerifyProof(deviceID string, key ed25519.PublicKey, challenge, s
 	if s.now().Unix() >= c.ExpiresAt {
 		return ErrExpiredChallenge
 	}
-	sig, err := b64.DecodeString(signature)
+	sig, err := decodeB64(signature)
 	if err != nil || len(sig) != ed25519.SignatureSize || len(key) != ed25519.PublicKeySize ||
 		!ed25519.Verify(key, ProofMessage(deviceID, challenge), sig) {
 		return ErrBadProof
@@ -103,7 +103,7 @@ func EncodeKey(b []byte) string { return b64.EncodeToString(b) }
 
 // ParsePublicKey reads a public key in wire form.
 func ParsePublicKey(s string) (ed25519.PublicKey, error) {
-	b, err := b64.DecodeString(s)
+	b, err := decodeB64(s)
 	if err != nil || len(b) != ed25519.PublicKeySize {
 		return nil, ErrBadPublicKey
 	}
@@ -112,7 +112,7 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 
 // ParsePrivateKey reads a private key stored as its seed in wire form.
 func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
-	b, err := b64.DecodeString(s)
+	b, err := decodeB64(s)
 	if err != nil || len(b) != ed25519.SeedSize {
 		return nil, errors.New("device key is not a base64url Ed25519 seed")
 	}

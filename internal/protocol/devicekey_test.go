@@ -77,3 +77,20 @@ func TestKeyEncoding(t *testing.T) {
 		require.ErrorIs(t, err, ErrBadPublicKey, bad)
 	}
 }
+
+// A line break inside a base64 field would be skipped by the decoder and give the value a second spelling.
+func TestLineBreaksDoNotSpellAValueTwice(t *testing.T) {
+	acme := Signer{Tenant: "acme", Key: []byte("acme-signing-key-0123456789")}
+	cred, _, err := acme.Issue("0123456789abcdef0123456789abcdef")
+	require.NoError(t, err)
+	dot := strings.LastIndexByte(cred, '.')
+	_, err = acme.Verify(cred[:dot+5] + "\n" + cred[dot+5:])
+	require.ErrorIs(t, err, ErrMalformedCredential, "a line break in the signature")
+	_, err = acme.Verify(cred[:10] + "\r" + cred[10:])
+	require.Error(t, err, "a line break in the claims")
+	key, err := NewDeviceKey()
+	require.NoError(t, err)
+	pub := EncodeKey(key.Public().(ed25519.PublicKey))
+	_, err = ParsePublicKey(pub[:20] + "\n" + pub[20:])
+	require.ErrorIs(t, err, ErrBadPublicKey)
+}

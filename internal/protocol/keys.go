@@ -15,21 +15,28 @@ func DeviceKey(deviceID string) string { return "devices/" + deviceID + "/device
 
 // Batch keys are dated within these bounds.
 var (
-	earliestKeyTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-	latestKeyTime   = time.Date(2199, 12, 31, 0, 0, 0, 0, time.UTC)
+	EarliestKeyTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	LatestKeyTime   = time.Date(2199, 12, 31, 0, 0, 0, 0, time.UTC)
 )
+
+// ClampKeyTime is t in UTC within the bounds of batch key dates.
+func ClampKeyTime(t time.Time) time.Time {
+	t = t.UTC()
+	switch {
+	case t.Before(EarliestKeyTime):
+		return EarliestKeyTime
+	case t.After(LatestKeyTime):
+		return LatestKeyTime
+	}
+	return t
+}
 
 // BatchKey is where a batch's records are stored: dated by the first record's own time, so that a retry maps
 // to the same key whenever it arrives, and named by its seq range, zero-padded so that keys sort by seq. A PC
 // whose clock is far off (a dead CMOS battery says 1980) still gets its records stored, never refused: the
 // date is clamped into 2000–2199, which keeps the key deterministic.
 func BatchKey(deviceID string, first time.Time, firstSeq, lastSeq uint64) string {
-	t := first.UTC()
-	if t.Before(earliestKeyTime) {
-		t = earliestKeyTime
-	} else if t.After(latestKeyTime) {
-		t = latestKeyTime
-	}
+	t := ClampKeyTime(first)
 	return fmt.Sprintf("devices/%s/records/%04d/%02d/%02d/%020d-%020d.ndjson.gz", deviceID, t.Year(), t.Month(), t.Day(), firstSeq, lastSeq)
 }
 
@@ -92,8 +99,8 @@ func AnswersPrefix(deviceID, questionID string) string {
 }
 
 // LedgerKey is the device's seq ledger: the seqs the ingest service has acknowledged for it (internal/ingest).
-// Ledgers live under a prefix of their own because they are rewritten with every batch: the bucket's lifecycle
-// expires their old versions after a day instead of after the retention period.
+// Ledgers live under a prefix of their own because they are rewritten with every batch: the bucket does not
+// version that prefix (internal/objectstore), so a ledger is overwritten in place and not replicated.
 func LedgerKey(deviceID string) string { return LedgerPrefix + deviceID + ".json" }
 
 // LedgerPrefix is the prefix of all seq ledgers.

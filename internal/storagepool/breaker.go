@@ -41,6 +41,10 @@ const (
 	// EventAbandoned: an admitted request ended without a verdict (its caller gave up); it frees the probe slot
 	// of a half-open breaker and changes nothing else.
 	EventAbandoned
+	// EventReadSuccess: a read (get, stat, list) succeeded. It shows the endpoint answers, not that it stores:
+	// a full disk serves reads and refuses writes. It closes a half-open breaker but does not reset the failures
+	// counted while closed, so failing writes open the breaker however many reads succeed between them.
+	EventReadSuccess
 )
 
 func (e Event) String() string {
@@ -55,6 +59,8 @@ func (e Event) String() string {
 		return "health-fail"
 	case EventAbandoned:
 		return "abandoned"
+	case EventReadSuccess:
+		return "read-success"
 	}
 	return "unknown"
 }
@@ -115,6 +121,7 @@ func (b Breaker) Admit(now time.Time, p Policy) (Breaker, bool) {
 //	open      + health fail -> open, waiting OpenFor again (Since is kept)
 //	open, half-open + health ok -> closed
 //	half-open + abandoned   -> half-open, probe slot free
+//	half-open + read success -> closed; closed + read success -> unchanged
 //
 // A request result that reaches an open breaker (the request was admitted before it opened) changes nothing:
 // only a probe or a health check may close it.
@@ -159,6 +166,10 @@ func (b Breaker) On(ev Event, now time.Time, p Policy) Breaker {
 	case EventAbandoned:
 		if b.State == HalfOpen {
 			b.Probing = false
+		}
+	case EventReadSuccess:
+		if b.State == HalfOpen {
+			return closed()
 		}
 	}
 	return b

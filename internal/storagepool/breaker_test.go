@@ -48,6 +48,15 @@ func TestBreakerOn(t *testing.T) {
 		"closed, abandoned changes nothing": {
 			Breaker{State: Closed, Since: t0, Failures: 1}, EventAbandoned,
 			Breaker{State: Closed, Since: t0, Failures: 1}},
+		"closed, a read success keeps the failures (a full disk serves reads)": {
+			Breaker{State: Closed, Since: t0, Failures: 2, HealthFailures: 1}, EventReadSuccess,
+			Breaker{State: Closed, Since: t0, Failures: 2, HealthFailures: 1}},
+		"half-open, a read probe closes": {
+			Breaker{State: HalfOpen, Since: t0, Probing: true}, EventReadSuccess,
+			Breaker{State: Closed, Since: now}},
+		"open, a late read success changes nothing": {
+			openAt(t0, t0.Add(2*time.Second)), EventReadSuccess,
+			openAt(t0, t0.Add(2*time.Second))},
 		"half-open, probe success closes": {
 			Breaker{State: HalfOpen, Since: t0, Probing: true}, EventSuccess,
 			Breaker{State: Closed, Since: now}},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -102,7 +103,7 @@ type endpoint struct {
 	lastErr     string
 	lastErrAt   time.Time
 	lastHealthy time.Time
-	lastSuccess time.Time // of a request
+	lastSuccess time.Time // of a write
 }
 
 // EndpointState is what State reports about one endpoint.
@@ -320,11 +321,12 @@ func (p *Pool) record(ep *endpoint, ev Event, err error, checkStarted time.Time)
 
 // causes name what moved a breaker, for the log and the transitions metric.
 var causes = map[Event]string{
-	EventSuccess:    "request-succeeded",
-	EventFailure:    "request-failed",
-	EventHealthOK:   "health-check-passed",
-	EventHealthFail: "health-check-failed",
-	EventAbandoned:  "request-abandoned",
+	EventSuccess:     "request-succeeded",
+	EventReadSuccess: "read-succeeded",
+	EventFailure:     "request-failed",
+	EventHealthOK:    "health-check-passed",
+	EventHealthFail:  "health-check-failed",
+	EventAbandoned:   "request-abandoned",
 }
 
 // transition logs and counts a change of a breaker's state.
@@ -352,14 +354,28 @@ type WriteOptions struct {
 	IfMatch string
 	// Metadata is stored as the object's user metadata.
 	Metadata map[string]string
+	// Endpoint, when set, is the only endpoint written to: an IfMatch ETag belongs to the endpoint the object
+	// was read from (Object.Endpoint), and another endpoint's copy has its own.
+	Endpoint string
 }
 
 // Object is an object as read, with its ETag and user metadata (keys in canonical header form, e.g.
-// "Records-Sha256").
+// "Records-Sha256"), and the endpoint that answered (also for ErrNotFound).
 type Object struct {
 	Data     []byte
 	ETag     string
 	Metadata map[string]string
+	Endpoint string
+}
+
+// route restricts which endpoints a call may use: only one, or all but some.
+type route struct {
+	only string
+	skip []string
+}
+
+func (r route) allows(url string) bool {
+	return (r.only == "" || r.only == url) && !slices.Contains(r.skip, url)
 }
 
 // Put writes an object unconditionally; see Write.
@@ -381,7 +397,7 @@ func (p *Pool) Write(ctx context.Context, key string, data []byte, o WriteOption
 		opts.SetMatchETag(o.IfMatch)
 	}
 	var etag string
-	url, err := p.do(ctx, "put", func(ctx context.Context, c *minio.Client) error {
+	url, err := p.do(ctx, "put", route{only: o.Endpoint}, func(ctx context.Context, c *minio.Client) error {
 		info, err := c.PutObject(ctx, p.bucket, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err != nil {
 			err = classify(err)
@@ -408,10 +424,10 @@ func (p *Pool) Get(ctx context.Context, key string, limit int64) ([]byte, error)
 
 // Read reads an object of at most limit bytes with its ETag and metadata, with the same fallback as Write. A
 // missing object is ErrNotFound, an answer that does not fall through (the next endpoint is a replica of this
-// one).
-func (p *Pool) Read(ctx context.Context, key string, limit int64) (Object, error) {
+// one). Endpoints listed in skip are not asked.
+func (p *Pool) Read(ctx context.Context, key string, limit int64, skip ...string) (Object, error) {
 	var out Object
-	_, err := p.do(ctx, "get", func(ctx context.Context, c *minio.Client) error {
+	url, err := p.do(ctx, "get", route{skip: skip}, func(ctx context.Context, c *minio.Client) error {
 		obj, err := c.GetObject(ctx, p.bucket, key, minio.GetObjectOptions{})
 		if err != nil {
 			return classify(err)
@@ -434,8 +450,9 @@ func (p *Pool) Read(ctx context.Context, key string, limit int64) (Object, error
 		out = Object{Data: b, ETag: info.ETag, Metadata: metadata(info)}
 		return nil
 	})
+	out.Endpoint = url
 	if err != nil {
-		return Object{}, fmt.Errorf("get %q: %w", key, err)
+		return Object{Endpoint: url}, fmt.Errorf("get %q: %w", key, err)
 	}
 	return out, nil
 }
@@ -443,7 +460,7 @@ func (p *Pool) Read(ctx context.Context, key string, limit int64) (Object, error
 // Stat reads an object's ETag and metadata without its content.
 func (p *Pool) Stat(ctx context.Context, key string) (Object, error) {
 	var out Object
-	_, err := p.do(ctx, "stat", func(ctx context.Context, c *minio.Client) error {
+	url, err := p.do(ctx, "stat", route{}, func(ctx context.Context, c *minio.Client) error {
 		info, err := c.StatObject(ctx, p.bucket, key, minio.StatObjectOptions{})
 		if err != nil {
 			return classify(err)
@@ -452,8 +469,9 @@ func (p *Pool) Stat(ctx context.Context, key string) (Object, error) {
 		return nil
 	})
 	if err != nil {
-		return Object{}, fmt.Errorf("stat %q: %w", key, err)
+		return Object{Endpoint: url}, fmt.Errorf("stat %q: %w", key, err)
 	}
+	out.Endpoint = url
 	return out, nil
 }
 
@@ -479,7 +497,7 @@ type ListOptions struct {
 // List returns keys in key order, with the same fallback as Write.
 func (p *Pool) List(ctx context.Context, o ListOptions) ([]string, error) {
 	var keys []string
-	_, err := p.do(ctx, "list", func(ctx context.Context, c *minio.Client) error {
+	_, err := p.do(ctx, "list", route{}, func(ctx context.Context, c *minio.Client) error {
 		keys = keys[:0]
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -515,11 +533,19 @@ func classify(err error) error {
 	return err
 }
 
-// do runs op against the endpoints in order until one succeeds. Each attempt has its own timeout. The caller's
-// own cancellation is no endpoint's fault: it ends the call without touching the breaker's counts.
-func (p *Pool) do(ctx context.Context, op string, fn func(context.Context, *minio.Client) error) (string, error) {
+// do runs op against the endpoints r allows, in order, until one answers. Each attempt has its own timeout. The
+// caller's own cancellation is no endpoint's fault: it ends the call without touching the breaker's counts. An
+// answer (success, not found, precondition) of a write counts as a success, of a read as a read success.
+func (p *Pool) do(ctx context.Context, op string, r route, fn func(context.Context, *minio.Client) error) (string, error) {
+	answered := EventSuccess
+	if op != "put" {
+		answered = EventReadSuccess
+	}
 	var errs []error
 	for _, ep := range p.endpoints {
+		if !r.allows(ep.url) {
+			continue
+		}
 		ok, b := p.admit(ep)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: circuit %s since %s", ep.url, b.State, b.Since.UTC().Format(time.RFC3339)))
@@ -531,7 +557,7 @@ func (p *Pool) do(ctx context.Context, op string, fn func(context.Context, *mini
 		cancel()
 		switch {
 		case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrPrecondition):
-			p.record(ep, EventSuccess, nil, time.Time{})
+			p.record(ep, answered, nil, time.Time{})
 			return ep.url, err
 		case ctx.Err() != nil:
 			p.record(ep, EventAbandoned, nil, time.Time{})
@@ -540,6 +566,9 @@ func (p *Pool) do(ctx context.Context, op string, fn func(context.Context, *mini
 		p.metrics.failure(ep.url, op)
 		p.record(ep, EventFailure, err, time.Time{})
 		errs = append(errs, fmt.Errorf("%s: %w", ep.url, err))
+	}
+	if len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("no storage endpoint may serve this request (only %q, skipping %q)", r.only, r.skip))
 	}
 	return "", fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
 }

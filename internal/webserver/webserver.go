@@ -100,10 +100,10 @@ func (c *StorageConfig) NewPool(o storagepool.Options) (*storagepool.Pool, error
 // HealthHandlers serves /healthz (the process runs) and /readyz (some storage endpoint's breaker admits
 // requests: a server that can reach no storage should get no traffic).
 func HealthHandlers(mux *http.ServeMux, pool *storagepool.Pool) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", NoBody(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	mux.HandleFunc("GET /readyz", NoBody(func(w http.ResponseWriter, _ *http.Request) {
 		if !pool.Ready() {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -111,13 +111,27 @@ func HealthHandlers(mux *http.ServeMux, pool *storagepool.Pool) {
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
-	})
+	}))
+}
+
+// NoBody wraps a handler of requests that carry no body: one that comes with a body anyway is refused at once,
+// without reading it, and its connection closed, so that a client trickling a body cannot hold the server.
+func NoBody(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 { // a length, or -1 for a chunked body
+			w.Header().Set("Connection", "close")
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			http.Error(w, "this endpoint takes no request body", http.StatusBadRequest)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // MetricsHandler serves the registry's metrics plus Go and process metrics.
 func MetricsHandler(mux *http.ServeMux, reg *prometheus.Registry) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", NoBody(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}).ServeHTTP))
 }
 
 // NewServer returns an HTTP server for h with the deadlines every server here needs: a client gets 10 seconds
