@@ -33,6 +33,28 @@ type PeerClusterSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.contains('{{tenant}}')",message="ingestURLTemplate must contain {{tenant}}"
 	// +kubebuilder:validation:Pattern=`^https?://`
 	IngestURLTemplate string `json:"ingestURLTemplate"`
+
+	// Inbound says where the peer's traffic to the tenants' MinIO (replication) enters this cluster. A
+	// replicated tenant's MinIO admits it from there and from nowhere else; without it, the peer cannot reach
+	// the tenants' MinIO and replication into this cluster stalls.
+	// +optional
+	Inbound *PeerInbound `json:"inbound,omitempty"`
+}
+
+// PeerInbound names where a peer's traffic enters this cluster.
+type PeerInbound struct {
+	// Namespaces of the ingress controller or gateway that publishes the tenants' MinIO to the peer.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Namespaces []string `json:"namespaces,omitempty"`
+	// CIDRs the peer's traffic comes from when it reaches MinIO directly (the peer's egress addresses).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="every entry of cidrs must be a CIDR such as 203.0.113.0/24"
+	// +kubebuilder:validation:items:MaxLength=43
+	// +optional
+	CIDRs []string `json:"cidrs,omitempty"`
 }
 
 // PeerClusterStatus is what the operator observed of the peer.

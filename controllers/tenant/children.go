@@ -48,13 +48,21 @@ func newChild[O client.Object, AC runtime.ApplyConfiguration](kind string, curre
 	}
 }
 
+// world is what rendering a tenant needs beyond its spec: what the operator read of the cluster.
+type world struct {
+	// scale is what the operator knows of the ingest Deployment's replicas.
+	scale ingestScale
+	// peer is the PeerCluster a replicated tenant names; nil without replication or when it does not exist.
+	peer *v1alpha1.PeerCluster
+}
+
 // children renders every object the tenant should have but the credentials Secret, which is created once
-// rather than applied. scale is what the operator knows of the ingest Deployment's replicas.
-func (c Config) children(t *v1alpha1.SupportTenant, scale ingestScale) []child {
+// rather than applied.
+func (c Config) children(t *v1alpha1.SupportTenant, w world) []child {
 	om := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: t.Namespace, Name: name} }
 	// NetworkPolicies come first: a child that fails to apply must not leave the others running unfenced.
 	var out []child
-	for _, np := range c.networkPolicies(t) {
+	for _, np := range c.networkPolicies(t, w.peer) {
 		out = append(out, newChild("NetworkPolicy", &networkingv1.NetworkPolicy{ObjectMeta: om(*np.Name)},
 			np, networkingv1ac.ExtractNetworkPolicy))
 	}
@@ -67,7 +75,7 @@ func (c Config) children(t *v1alpha1.SupportTenant, scale ingestScale) []child {
 		newChild("StatefulSet", &appsv1.StatefulSet{ObjectMeta: om(naming.MinIO(t.Name))},
 			c.minioStatefulSet(t), extractStatefulSet),
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Ingest(t.Name))},
-			c.ingestDeployment(t, scale), appsv1ac.ExtractDeployment),
+			c.ingestDeployment(t, w.scale), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Ingest(t.Name))},
 			webService(t, naming.Ingest(t.Name), naming.ComponentIngest), corev1ac.ExtractService),
 		newChild("HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: om(naming.Ingest(t.Name))},
@@ -181,7 +189,7 @@ func isControlledBy(o client.Object, t *v1alpha1.SupportTenant) bool {
 // included: what to wait for, or to look at, when checking that a tenant has converged.
 func (c Config) ChildObjects(t *v1alpha1.SupportTenant) []client.Object {
 	out := []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: t.Namespace, Name: naming.CredentialsSecret(t.Name)}}}
-	for _, ch := range c.children(t, ingestScale{current: -1}) {
+	for _, ch := range c.children(t, world{scale: ingestScale{current: -1}}) {
 		out = append(out, ch.current)
 	}
 	return out

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -87,6 +88,9 @@ type Reconciler struct {
 // SetupWithManager registers the controller: it reconciles a tenant when its spec changes and when any of its
 // children changes, status included, since the tenant's conditions follow the children's readiness.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := indexPeer(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("index tenants by peer: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.SupportTenant{}, builder.WithPredicates(
@@ -100,7 +104,36 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		// A PeerCluster's inbound path is part of its tenants' storage NetworkPolicy.
+		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPeer)).
 		Complete(r)
+}
+
+// peerIndex indexes tenants by the PeerCluster they replicate to.
+const peerIndex = "spec.replication.peer"
+
+// indexPeer registers the index by which a PeerCluster finds its tenants.
+func indexPeer(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexer.IndexField(ctx, &v1alpha1.SupportTenant{}, peerIndex, func(o client.Object) []string {
+		if t := o.(*v1alpha1.SupportTenant); t.Spec.Replication != nil {
+			return []string{t.Spec.Replication.Peer}
+		}
+		return nil
+	})
+}
+
+// tenantsOfPeer maps a PeerCluster to the tenants that replicate to it.
+func (r *Reconciler) tenantsOfPeer(ctx context.Context, peer client.Object) []reconcile.Request {
+	var list v1alpha1.SupportTenantList
+	if err := r.List(ctx, &list, client.MatchingFields{peerIndex: peer.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot list the tenants of a PeerCluster", "peerCluster", peer.GetName())
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, t := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
+	}
+	return out
 }
 
 // Reconcile runs the steps that converge one tenant, then writes its status once.
@@ -201,7 +234,11 @@ func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant
 		return fmt.Errorf("get ingest Deployment: %w", err)
 	}
 
-	for _, ch := range r.Config.children(t, scale) {
+	peer, err := r.peerOf(ctx, t)
+	if err != nil {
+		return err
+	}
+	for _, ch := range r.Config.children(t, world{scale: scale, peer: peer}) {
 		outcome, err := r.applyChild(ctx, ch)
 		if err != nil {
 			r.Recorder.Eventf(t, ch.current, corev1.EventTypeWarning, ReasonApplyFailed, ActionApply, "%v", err)
@@ -222,6 +259,22 @@ func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant
 			"Deleted Ingress %s: its host was removed from the spec", name)
 	}
 	return err
+}
+
+// peerOf reads the PeerCluster a replicated tenant names; nil without replication or when it does not exist (the
+// tenant then admits no peer traffic).
+func (r *Reconciler) peerOf(ctx context.Context, t *v1alpha1.SupportTenant) (*v1alpha1.PeerCluster, error) {
+	if t.Spec.Replication == nil {
+		return nil, nil
+	}
+	peer := &v1alpha1.PeerCluster{}
+	switch err := r.Get(ctx, client.ObjectKey{Name: t.Spec.Replication.Peer}, peer); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get PeerCluster %s: %w", t.Spec.Replication.Peer, err)
+	}
+	return peer, nil
 }
 
 // observeWorkloads reads the readiness of the tenant's workloads.

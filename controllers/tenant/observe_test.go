@@ -230,3 +230,34 @@ func TestAutoscalerKeepsItsReplicas(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, owned.Spec.Replicas, "the operator took spec.replicas back from the autoscaler")
 }
+
+// A PeerCluster that declares where its traffic enters this cluster, created after the tenant that replicates to
+// it, opens the tenant's MinIO to that path, and to nothing more.
+func TestPeerInboundFollowsThePeerCluster(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	peerName := "peer-" + ns
+	tn := newTenant(ns, "twin")
+	tn.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: peerName}
+	require.NoError(t, k8s.Create(ctx, tn))
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "twin-storage"}}
+	waitForObjects(t, []client.Object{np}, 30*time.Second)
+	sources := func() int {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(np), np)
+		return len(np.Spec.Ingress[0].From)
+	}
+	before := sources()
+	require.Positive(t, before, "the tenant's MinIO admits named sources only")
+
+	peer := &v1alpha1.PeerCluster{ObjectMeta: metav1.ObjectMeta{Name: peerName}, Spec: v1alpha1.PeerClusterSpec{
+		KubeconfigSecretRef: v1alpha1.SecretKeyReference{Namespace: "supportstack-system", Name: "west-kubeconfig"},
+		StorageURLTemplate:  "https://{{tenant}}-s3.west.example.com",
+		IngestURLTemplate:   "https://{{tenant}}-ingest.west.example.com",
+		Inbound:             &v1alpha1.PeerInbound{Namespaces: []string{"ingress-nginx"}, CIDRs: []string{"203.0.113.0/24"}},
+	}}
+	require.NoError(t, k8s.Create(ctx, peer))
+	t.Cleanup(func() { _ = k8s.Delete(ctx, peer) })
+	require.True(t, assertEventually(20*time.Second, func() bool { return sources() == before+2 }),
+		"the storage NetworkPolicy did not admit the declared path: %+v", np.Spec.Ingress)
+	require.Equal(t, "203.0.113.0/24", np.Spec.Ingress[0].From[before+1].IPBlock.CIDR)
+}

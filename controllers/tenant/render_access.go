@@ -22,12 +22,14 @@ func serviceAccount(t *v1alpha1.SupportTenant) *corev1ac.ServiceAccountApplyConf
 }
 
 // networkPolicies admit only the traffic each component needs:
-//   - storage: S3 from the tenant's own pods and from the operator's namespace (bucket bootstrap, health);
-//     from anywhere when the tenant replicates, since the peer cluster's MinIO writes replicas into it;
+//   - storage: S3 from the tenant's own pods and from the operator's namespace (bucket bootstrap, health), and
+//     for a replicated tenant from where its PeerCluster says the peer's traffic enters this cluster (the
+//     namespace of the ingress or gateway that publishes MinIO to the peer, or the peer's CIDRs): never from
+//     anywhere;
 //   - ingest and dashboard: HTTP from anywhere (agents and browsers arrive through Services and Ingresses).
 //
 // Kubelet probes are not subject to NetworkPolicy.
-func (c Config) networkPolicies(t *v1alpha1.SupportTenant) []*networkingv1ac.NetworkPolicyApplyConfiguration {
+func (c Config) networkPolicies(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) []*networkingv1ac.NetworkPolicyApplyConfiguration {
 	tcp := corev1.ProtocolTCP
 	port := func(p int32) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
 		return networkingv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(p))
@@ -42,14 +44,22 @@ func (c Config) networkPolicies(t *v1alpha1.SupportTenant) []*networkingv1ac.Net
 				WithIngress(rules...))
 	}
 
-	storageRule := networkingv1ac.NetworkPolicyIngressRule().WithPorts(port(naming.MinIOPort))
-	if t.Spec.Replication == nil {
-		storageRule.WithFrom(networkingv1ac.NetworkPolicyPeer().
+	namespace := func(ns string) *networkingv1ac.NetworkPolicyPeerApplyConfiguration {
+		return networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(metav1ac.LabelSelector().
+			WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": ns}))
+	}
+	storageRule := networkingv1ac.NetworkPolicyIngressRule().WithPorts(port(naming.MinIOPort)).
+		WithFrom(networkingv1ac.NetworkPolicyPeer().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{naming.LabelTenant: t.Name})))
-		if c.OperatorNamespace != "" {
-			storageRule.WithFrom(networkingv1ac.NetworkPolicyPeer().
-				WithNamespaceSelector(metav1ac.LabelSelector().
-					WithMatchLabels(map[string]string{"kubernetes.io/metadata.name": c.OperatorNamespace})))
+	if c.OperatorNamespace != "" {
+		storageRule.WithFrom(namespace(c.OperatorNamespace))
+	}
+	if t.Spec.Replication != nil && peer != nil && peer.Spec.Inbound != nil {
+		for _, ns := range peer.Spec.Inbound.Namespaces {
+			storageRule.WithFrom(namespace(ns))
+		}
+		for _, cidr := range peer.Spec.Inbound.CIDRs {
+			storageRule.WithFrom(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
 		}
 	}
 	web := func() *networkingv1ac.NetworkPolicyIngressRuleApplyConfiguration {

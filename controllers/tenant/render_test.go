@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/naming"
 )
 
 // The kubelet expands $(VAR) in args from the container's env, which holds the storage credentials: a display
@@ -22,8 +23,52 @@ func TestDisplayNameCannotExpandSecrets(t *testing.T) {
 func TestNetworkPoliciesComeFirst(t *testing.T) {
 	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"}}
 	tn.Spec.Storage.Servers = 1
-	children := Config{ClusterDomain: "cluster.local"}.children(tn, ingestScale{current: -1})
+	children := Config{ClusterDomain: "cluster.local"}.children(tn, world{scale: ingestScale{current: -1}})
 	for i, kind := range []string{"NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "ServiceAccount"} {
 		require.Equal(t, kind, children[i].kind, "child %d", i)
+	}
+}
+
+// A replicated tenant's MinIO admits its own pods, the operator's namespace and the peer's traffic only where
+// its PeerCluster says that traffic enters this cluster. No case leaves the rule open to any source.
+func TestStorageAdmitsThePeerOnlyThroughTheDeclaredPath(t *testing.T) {
+	replicated := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"},
+		Spec: v1alpha1.SupportTenantSpec{Replication: &v1alpha1.ReplicationSpec{Peer: "west"}}}
+	single := replicated.DeepCopy()
+	single.Spec.Replication = nil
+	declared := &v1alpha1.PeerCluster{Spec: v1alpha1.PeerClusterSpec{Inbound: &v1alpha1.PeerInbound{
+		Namespaces: []string{"ingress-nginx"}, CIDRs: []string{"203.0.113.0/24"}}}}
+	undeclared := &v1alpha1.PeerCluster{}
+	tests := map[string]struct {
+		tenant *v1alpha1.SupportTenant
+		peer   *v1alpha1.PeerCluster
+		want   []string
+	}{
+		"single cluster":                  {single, nil, []string{"pods of acme", "namespace supportstack-system"}},
+		"replicated, PeerCluster missing": {replicated, nil, []string{"pods of acme", "namespace supportstack-system"}},
+		"replicated, no inbound declared": {replicated, undeclared, []string{"pods of acme", "namespace supportstack-system"}},
+		"replicated, inbound declared": {replicated, declared, []string{"pods of acme", "namespace supportstack-system",
+			"namespace ingress-nginx", "CIDR 203.0.113.0/24"}},
+		"a PeerCluster of a tenant that does not replicate": {single, declared, []string{"pods of acme", "namespace supportstack-system"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			nps := Config{ClusterDomain: "cluster.local", OperatorNamespace: "supportstack-system"}.networkPolicies(tc.tenant, tc.peer)
+			storage := nps[0]
+			require.Equal(t, "acme-storage", *storage.Name)
+			require.Len(t, storage.Spec.Ingress, 1)
+			var got []string
+			for _, from := range storage.Spec.Ingress[0].From {
+				switch {
+				case from.PodSelector != nil:
+					got = append(got, "pods of "+from.PodSelector.MatchLabels[naming.LabelTenant])
+				case from.NamespaceSelector != nil:
+					got = append(got, "namespace "+from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+				case from.IPBlock != nil:
+					got = append(got, "CIDR "+*from.IPBlock.CIDR)
+				}
+			}
+			require.Equal(t, tc.want, got)
+		})
 	}
 }

@@ -2,6 +2,7 @@ package tenant_test
 
 import (
 	"context"
+	"crypto/rand"
 	"strings"
 	"testing"
 
@@ -157,4 +158,41 @@ func TestInvalidPeerClusterIsRejected(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "spec.storageURLTemplate")
 	require.Contains(t, err.Error(), "must contain {{tenant}}")
+}
+
+// The inbound path of a PeerCluster names namespaces and CIDRs; anything else is refused with the field named.
+func TestPeerInboundIsValidated(t *testing.T) {
+	valid := func() *v1alpha1.PeerCluster {
+		return &v1alpha1.PeerCluster{
+			ObjectMeta: metav1.ObjectMeta{Name: "peer-" + strings.ToLower(rand.Text()[:8])},
+			Spec: v1alpha1.PeerClusterSpec{
+				KubeconfigSecretRef: v1alpha1.SecretKeyReference{Namespace: "supportstack-system", Name: "west-kubeconfig"},
+				StorageURLTemplate:  "https://{{tenant}}-s3.west.example.com",
+				IngestURLTemplate:   "https://{{tenant}}-ingest.west.example.com",
+			},
+		}
+	}
+	ok := valid()
+	ok.Spec.Inbound = &v1alpha1.PeerInbound{Namespaces: []string{"ingress-nginx"}, CIDRs: []string{"203.0.113.0/24", "2001:db8::/32"}}
+	require.NoError(t, k8s.Create(context.Background(), ok))
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ok) })
+
+	for name, tc := range map[string]struct {
+		inbound v1alpha1.PeerInbound
+		want    []string
+	}{
+		"not a CIDR":          {v1alpha1.PeerInbound{CIDRs: []string{"203.0.113.7"}}, []string{"spec.inbound.cidrs", "must be a CIDR"}},
+		"not a namespace":     {v1alpha1.PeerInbound{Namespaces: []string{"Ingress_NGINX"}}, []string{"spec.inbound.namespaces[0]"}},
+		"a CIDR among others": {v1alpha1.PeerInbound{CIDRs: []string{"10.0.0.0/8", "everywhere"}}, []string{"spec.inbound.cidrs", "must be a CIDR"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := valid()
+			p.Spec.Inbound = &tc.inbound
+			err := k8s.Create(context.Background(), p)
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
 }
