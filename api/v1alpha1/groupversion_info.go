@@ -2,6 +2,7 @@
 // workspace, and PeerCluster, how this cluster reaches the cluster that holds the tenants' replicas.
 //
 // +kubebuilder:object:generate=true
+// +kubebuilder:ac:generate=true
 // +groupName=supportstack.io
 package v1alpha1
 
@@ -13,6 +14,9 @@ import (
 var (
 	// GroupVersion is the group and version of every kind in this package.
 	GroupVersion = schema.GroupVersion{Group: "supportstack.io", Version: "v1alpha1"}
+
+	// SchemeGroupVersion is GroupVersion under the name the generated apply configurations use.
+	SchemeGroupVersion = GroupVersion
 
 	// SchemeBuilder registers the kinds of this package with a runtime.Scheme.
 	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}

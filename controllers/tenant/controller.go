@@ -375,12 +375,12 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 	if equality.Semantic.DeepEqual(t.Status, next) {
 		return nil
 	}
-	before := t.DeepCopy()
-	t.Status = next
-	if err := r.Status().Patch(ctx, t, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("patch status: %w", err)
+	before := t.Status.DeepCopy()
+	if err := r.Status().Apply(ctx, statusApply(t, next), client.FieldOwner(naming.StatusOwnerTenant), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply status: %w", err)
 	}
+	t.Status = next
 	log.FromContext(ctx).V(1).Info("Status updated", "phase", next.Phase)
-	r.recordTransitions(t, before.Status, next.Conditions)
+	r.recordTransitions(t, *before, next.Conditions)
 	return nil
 }

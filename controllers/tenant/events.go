@@ -39,7 +39,7 @@ func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before v1alpha
 		switch {
 		case c.Type == v1alpha1.ConditionReady && c.Status == metav1.ConditionTrue:
 			reason := ReasonRecovered
-			if before.FirstReadyTime == nil || before.Phase == v1alpha1.PhaseSuspended {
+			if before.FirstReadyTime == nil || (old != nil && old.Reason == v1alpha1.ReasonSuspended) {
 				reason = ReasonBecameReady
 			}
 			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, reason, ActionObserve, "Tenant is ready: %s", c.Message)

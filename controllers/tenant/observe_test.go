@@ -11,12 +11,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/miniotest"
 	"github.com/supportstack/supportstack/internal/naming"
 )
@@ -260,4 +263,40 @@ func TestPeerInboundFollowsThePeerCluster(t *testing.T) {
 	require.True(t, assertEventually(20*time.Second, func() bool { return sources() == before+2 }),
 		"the storage NetworkPolicy did not admit the declared path: %+v", np.Spec.Ingress)
 	require.Equal(t, "203.0.113.0/24", np.Spec.Ingress[0].From[before+1].IPBlock.CIDR)
+}
+
+// The tenant's status has several writers, each applying its own part under its own field owner: what another
+// controller writes (here the replication controller's Replicating condition) survives the tenant controller's
+// reconciles, and the tenant controller alone computes Ready, from all the conditions present.
+func TestStatusWrittenByOthersIsKept(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	startRunner(t, ns)
+	require.NoError(t, k8s.Create(ctx, newTenant(ns, "shared")))
+	waitForCondition(t, ns, "shared", v1alpha1.ConditionReady, metav1.ConditionTrue, "", 120*time.Second)
+
+	replicating := tenantac.SupportTenant("shared", ns).WithStatus(tenantac.SupportTenantStatus().WithConditions(
+		metav1ac.Condition().WithType(v1alpha1.ConditionReplicating).WithStatus(metav1.ConditionFalse).
+			WithReason("PeerUnreachable").WithMessage("the peer does not answer").WithLastTransitionTime(metav1.Now())))
+	require.NoError(t, k8s.Status().Apply(ctx, replicating, client.FieldOwner("supportstack-replication"), client.ForceOwnership))
+
+	// A change of spec makes the tenant controller write its part again.
+	tn := getTenant(t, ns, "shared")
+	tn.Spec.DisplayName = "Shared IT"
+	require.NoError(t, k8s.Update(ctx, tn))
+	require.True(t, assertEventually(30*time.Second, func() bool {
+		got := getTenant(t, ns, "shared")
+		return got.Status.ObservedGeneration == got.Generation && meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady)
+	}), "the tenant did not converge on its new generation")
+	got := getTenant(t, ns, "shared")
+	c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReplicating)
+	require.NotNil(t, c, "another writer's condition was dropped")
+	require.Equal(t, "PeerUnreachable", c.Reason)
+	owners := map[string]bool{}
+	for _, f := range got.ManagedFields {
+		if f.Subresource == "status" {
+			owners[f.Manager] = true
+		}
+	}
+	require.True(t, owners[naming.StatusOwnerTenant] && owners["supportstack-replication"], "status owners: %v", owners)
 }

@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
+	conds "github.com/supportstack/supportstack/internal/conditions"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 
@@ -61,62 +63,80 @@ type observation struct {
 	retentionDays  int32
 }
 
-// conditions derives the tenant's conditions from an observation.
+// conditions derives the conditions the tenant controller owns, but Ready, from an observation.
 func conditions(o observation) []metav1.Condition {
-	cond := func(typ string, ok bool, reason, format string, args ...any) metav1.Condition {
+	cond := conditionFor(o.generation)
+	suspended := func(typ string) metav1.Condition {
+		return cond(typ, false, v1alpha1.ReasonSuspended, "spec.suspend is true: scaled to zero, data is kept")
+	}
+	if o.suspended {
+		return []metav1.Condition{suspended(v1alpha1.ConditionStorageReady),
+			suspended(v1alpha1.ConditionIngestReady), suspended(v1alpha1.ConditionDashboardReady)}
+	}
+	storage := workloadCondition(cond, v1alpha1.ConditionStorageReady, "MinIO servers", o.storage)
+	if storage.Status == metav1.ConditionTrue {
+		switch {
+		case !o.storageChecked:
+			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonReconciling, "checking MinIO")
+		case o.storageErr != nil:
+			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonStorageUnreachable, "%v", o.storageErr)
+		case o.bucketErr != nil:
+			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonBucketNotConfigured, "%v", o.bucketErr)
+		default:
+			storage = cond(v1alpha1.ConditionStorageReady, true, v1alpha1.ReasonAvailable,
+				"bucket %s is versioned and keeps records for %d days", naming.BucketName, o.retentionDays)
+		}
+	}
+	return []metav1.Condition{storage,
+		workloadCondition(cond, v1alpha1.ConditionIngestReady, "ingest pods", o.ingest),
+		workloadCondition(cond, v1alpha1.ConditionDashboardReady, "dashboard pods", o.dashboard)}
+}
+
+// ownedConditions are the condition types the tenant controller writes.
+var ownedConditions = []string{v1alpha1.ConditionReady, v1alpha1.ConditionStorageReady, v1alpha1.ConditionIngestReady,
+	v1alpha1.ConditionDashboardReady}
+
+// informational conditions describe the tenant without deciding whether it serves: a tenant whose replication
+// lags or whose peer is unreachable still takes its agents' records.
+var informational = map[string]bool{v1alpha1.ConditionReplicating: true, v1alpha1.ConditionPeerReachable: true}
+
+func conditionFor(generation int64) func(typ string, ok bool, reason, format string, args ...any) metav1.Condition {
+	return func(typ string, ok bool, reason, format string, args ...any) metav1.Condition {
 		status := metav1.ConditionFalse
 		if ok {
 			status = metav1.ConditionTrue
 		}
 		return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: fmt.Sprintf(format, args...),
-			ObservedGeneration: o.generation}
+			ObservedGeneration: generation}
 	}
-	suspended := func(typ string) metav1.Condition {
-		return cond(typ, false, v1alpha1.ReasonSuspended, "spec.suspend is true: scaled to zero, data is kept")
-	}
+}
 
-	var storage, ingest, dashboard metav1.Condition
-	if o.suspended {
-		storage, ingest, dashboard = suspended(v1alpha1.ConditionStorageReady),
-			suspended(v1alpha1.ConditionIngestReady), suspended(v1alpha1.ConditionDashboardReady)
-	} else {
-		storage = workloadCondition(cond, v1alpha1.ConditionStorageReady, "MinIO servers", o.storage)
-		if storage.Status == metav1.ConditionTrue {
-			switch {
-			case !o.storageChecked:
-				storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonReconciling, "checking MinIO")
-			case o.storageErr != nil:
-				storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonStorageUnreachable, "%v", o.storageErr)
-			case o.bucketErr != nil:
-				storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonBucketNotConfigured, "%v", o.bucketErr)
-			default:
-				storage = cond(v1alpha1.ConditionStorageReady, true, v1alpha1.ReasonAvailable,
-					"bucket %s is versioned and keeps records for %d days", naming.BucketName, o.retentionDays)
-			}
-		}
-		ingest = workloadCondition(cond, v1alpha1.ConditionIngestReady, "ingest pods", o.ingest)
-		dashboard = workloadCondition(cond, v1alpha1.ConditionDashboardReady, "dashboard pods", o.dashboard)
-	}
+// withOwnConditions is current with the tenant controller's conditions set from o, and Ready computed from them
+// and from every other writer's.
+func withOwnConditions(current []metav1.Condition, o observation, at metav1.Time) []metav1.Condition {
+	next := conds.Merge(current, conditions(o), at)
+	return conds.Merge(next, []metav1.Condition{readiness(next, o)}, at)
+}
 
-	var ready metav1.Condition
+// readiness computes Ready from every condition present, whoever wrote it (the tenant controller's own and the
+// replication controller's): Ready is true when every condition that decides whether the tenant serves is true.
+func readiness(conds []metav1.Condition, o observation) metav1.Condition {
+	cond := conditionFor(o.generation)
 	var notReady []string
-	for _, c := range []metav1.Condition{storage, ingest, dashboard} {
-		if c.Status != metav1.ConditionTrue {
+	for _, c := range conds {
+		if c.Type != v1alpha1.ConditionReady && !informational[c.Type] && c.Status != metav1.ConditionTrue {
 			notReady = append(notReady, c.Type)
 		}
 	}
 	switch {
 	case o.suspended:
-		ready = suspended(v1alpha1.ConditionReady)
+		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonSuspended, "spec.suspend is true: scaled to zero, data is kept")
 	case o.applyErr != nil:
-		ready = cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonApplyFailed, "%v", o.applyErr)
+		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonApplyFailed, "%v", o.applyErr)
 	case len(notReady) > 0:
-		ready = cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentsNotReady, "not ready: %s",
-			strings.Join(notReady, ", "))
-	default:
-		ready = cond(v1alpha1.ConditionReady, true, v1alpha1.ReasonAvailable, "storage, ingest and dashboard are available")
+		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentsNotReady, "not ready: %s", strings.Join(notReady, ", "))
 	}
-	return []metav1.Condition{ready, storage, ingest, dashboard}
+	return cond(v1alpha1.ConditionReady, true, v1alpha1.ReasonAvailable, "storage, ingest and dashboard are available")
 }
 
 // workloadCondition is True when every wanted pod of the workload is ready.
@@ -148,35 +168,71 @@ func phase(conds []metav1.Condition, suspended, wasReady bool) v1alpha1.TenantPh
 	}
 }
 
-// desiredStatus computes the next status from the current one and an observation. Timestamps of unchanged
-// conditions and site health are kept, so that a resync of a converged tenant computes the same status.
+// desiredStatus computes the next status from the current one and an observation: the fields the tenant
+// controller owns change, every other writer's are kept. Timestamps of unchanged conditions and site health are
+// kept, so that a resync of a converged tenant computes the same status.
 func (c Config) desiredStatus(t *v1alpha1.SupportTenant, o observation, now time.Time) v1alpha1.SupportTenantStatus {
 	st := *t.Status.DeepCopy()
 	st.ObservedGeneration = o.generation
-	for _, cond := range conditions(o) {
-		meta.SetStatusCondition(&st.Conditions, cond)
-	}
+	at := metav1.NewTime(now)
+	st.Conditions = withOwnConditions(st.Conditions, o, at)
 	st.CredentialsSecretName = naming.CredentialsSecret(t.Name)
 	st.Endpoints = c.endpoints(t)
 
 	if st.Storage == nil {
 		st.Storage = &v1alpha1.StorageStatus{}
 	}
-	st.Storage.ActiveSite = v1alpha1.SiteLocal
+	if t.Spec.Replication == nil {
+		// One site: it is the active one. With replication the replication controller says which site is.
+		st.Storage.ActiveSite = v1alpha1.SiteLocal
+	}
 	if o.storageChecked {
 		healthy := o.storageErr == nil
 		if st.Storage.Local == nil || st.Storage.Local.Healthy != healthy {
-			st.Storage.Local = &v1alpha1.SiteHealth{Healthy: healthy, Since: &metav1.Time{Time: now}}
+			st.Storage.Local = &v1alpha1.SiteHealth{Healthy: healthy, Since: &at}
 		}
 		if healthy && o.bucketErr == nil {
 			st.Storage.Bucket = naming.BucketName
 		}
 	}
 	if st.FirstReadyTime == nil && meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
-		st.FirstReadyTime = &metav1.Time{Time: now}
+		st.FirstReadyTime = &at
 	}
 	st.Phase = phase(st.Conditions, o.suspended, st.FirstReadyTime != nil)
 	return st
+}
+
+// statusApply is the part of st that the tenant controller owns, as a server-side apply of the status: other
+// controllers own the rest (replication, the peer site) under field owners of their own.
+func statusApply(t *v1alpha1.SupportTenant, st v1alpha1.SupportTenantStatus) *tenantac.SupportTenantApplyConfiguration {
+	status := tenantac.SupportTenantStatus().
+		WithObservedGeneration(st.ObservedGeneration).
+		WithPhase(st.Phase).
+		WithConditions(conds.Apply(conds.Select(st.Conditions, ownedConditions...))...).
+		WithEndpoints(tenantac.TenantEndpoints().WithIngest(st.Endpoints.Ingest).WithDashboard(st.Endpoints.Dashboard).
+			WithStatus(st.Endpoints.Status)).
+		WithCredentialsSecretName(st.CredentialsSecretName)
+	if st.FirstReadyTime != nil {
+		status.WithFirstReadyTime(*st.FirstReadyTime)
+	}
+	if s := st.Storage; s != nil {
+		storage := tenantac.StorageStatus()
+		if s.Bucket != "" {
+			storage.WithBucket(s.Bucket)
+		}
+		if t.Spec.Replication == nil && s.ActiveSite != "" {
+			storage.WithActiveSite(s.ActiveSite)
+		}
+		if s.Local != nil {
+			local := tenantac.SiteHealth().WithHealthy(s.Local.Healthy)
+			if s.Local.Since != nil {
+				local.WithSince(*s.Local.Since)
+			}
+			storage.WithLocal(local)
+		}
+		status.WithStorage(storage)
+	}
+	return tenantac.SupportTenant(t.Name, t.Namespace).WithStatus(status)
 }
 
 // endpoints are the tenant's URLs: public ones where the spec gives a host, in-cluster Services otherwise.

@@ -26,39 +26,46 @@ func TestConditions(t *testing.T) {
 		reason, message string
 	}
 	tests := map[string]struct {
-		obs  observation
-		want map[string]want
+		obs    observation
+		others []metav1.Condition // written by other controllers
+		want   map[string]want
 	}{
-		"all up": {healthy, map[string]want{
+		"all up": {healthy, nil, map[string]want{
 			v1alpha1.ConditionReady:        {metav1.ConditionTrue, v1alpha1.ReasonAvailable, ""},
 			v1alpha1.ConditionStorageReady: {metav1.ConditionTrue, v1alpha1.ReasonAvailable, "bucket supportstack is versioned and keeps records for 7 days"},
 			v1alpha1.ConditionIngestReady:  {metav1.ConditionTrue, v1alpha1.ReasonAvailable, "2/2 ingest pods ready"},
 		}},
-		"ingest pod down": {with(func(o *observation) { o.ingest.ready = 1 }), map[string]want{
+		"ingest pod down": {with(func(o *observation) { o.ingest.ready = 1 }), nil, map[string]want{
 			v1alpha1.ConditionReady:       {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: IngestReady"},
 			v1alpha1.ConditionIngestReady: {metav1.ConditionFalse, v1alpha1.ReasonPodsNotReady, "1/2 ingest pods ready"},
 		}},
-		"workloads not created yet": {with(func(o *observation) { o.storage, o.dashboard = workload{}, workload{} }), map[string]want{
+		"workloads not created yet": {with(func(o *observation) { o.storage, o.dashboard = workload{}, workload{} }), nil, map[string]want{
 			v1alpha1.ConditionReady:          {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: StorageReady, DashboardReady"},
 			v1alpha1.ConditionDashboardReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "dashboard pods are being created"},
 		}},
-		"rollout not observed": {with(func(o *observation) { o.dashboard.observed = false }), map[string]want{
+		"rollout not observed": {with(func(o *observation) { o.dashboard.observed = false }), nil, map[string]want{
 			v1alpha1.ConditionDashboardReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "dashboard pods are being updated"},
 		}},
-		"MinIO unreachable": {with(func(o *observation) { o.storageErr = errors.New("storage health check: connection refused") }), map[string]want{
+		"MinIO unreachable": {with(func(o *observation) { o.storageErr = errors.New("storage health check: connection refused") }), nil, map[string]want{
 			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonStorageUnreachable, "storage health check: connection refused"},
 			v1alpha1.ConditionReady:        {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: StorageReady"},
 		}},
-		"bucket failed": {with(func(o *observation) { o.bucketErr = errors.New("create bucket: denied") }), map[string]want{
+		"bucket failed": {with(func(o *observation) { o.bucketErr = errors.New("create bucket: denied") }), nil, map[string]want{
 			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonBucketNotConfigured, "create bucket: denied"},
 		}},
-		"storage pods ready but not yet checked": {with(func(o *observation) { o.storageChecked = false }), map[string]want{
+		"storage pods ready but not yet checked": {with(func(o *observation) { o.storageChecked = false }), nil, map[string]want{
 			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "checking MinIO"},
 		}},
-		"apply failed wins over components": {with(func(o *observation) { o.applyErr = errors.New("apply Service x: forbidden"); o.ingest.ready = 0 }), map[string]want{
+		"apply failed wins over components": {with(func(o *observation) { o.applyErr = errors.New("apply Service x: forbidden"); o.ingest.ready = 0 }), nil, map[string]want{
 			v1alpha1.ConditionReady: {metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "apply Service x: forbidden"},
 		}},
-		"suspended": {with(func(o *observation) { o.suspended = true; o.ingest.ready = 0 }), map[string]want{
+		"another writer's informational condition does not decide": {obs: healthy,
+			others: []metav1.Condition{{Type: v1alpha1.ConditionPeerReachable, Status: metav1.ConditionFalse, Reason: "Unreachable"}},
+			want:   map[string]want{v1alpha1.ConditionReady: {metav1.ConditionTrue, v1alpha1.ReasonAvailable, ""}}},
+		"another writer's deciding condition does": {obs: healthy,
+			others: []metav1.Condition{{Type: "Serving", Status: metav1.ConditionFalse, Reason: "BothSitesDown"}},
+			want:   map[string]want{v1alpha1.ConditionReady: {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: Serving"}}},
+		"suspended": {with(func(o *observation) { o.suspended = true; o.ingest.ready = 0 }), nil, map[string]want{
 			v1alpha1.ConditionReady:        {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
 			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
 			v1alpha1.ConditionIngestReady:  {metav1.ConditionFalse, v1alpha1.ReasonSuspended, ""},
@@ -66,8 +73,8 @@ func TestConditions(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got := conditions(tc.obs)
-			require.Len(t, got, 4)
+			got := withOwnConditions(tc.others, tc.obs, metav1.Now())
+			require.Len(t, got, 4+len(tc.others))
 			for typ, w := range tc.want {
 				c := meta.FindStatusCondition(got, typ)
 				require.NotNil(t, c, typ)

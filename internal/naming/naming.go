@@ -37,6 +37,10 @@ const (
 // FieldOwner is the server-side apply field manager of everything the operator writes.
 const FieldOwner = "supportstack-operator"
 
+// StatusOwnerTenant is the server-side apply field manager of the part of a tenant's status that the tenant
+// controller writes; other controllers write theirs under their own.
+const StatusOwnerTenant = "supportstack-tenant"
+
 // BucketName is the name of a tenant's bucket. Each tenant has its own MinIO, so the name needs no tenant part;
 // keeping it the same in both clusters lets bucket replication pair the two copies without configuration.
 const BucketName = "supportstack"

@@ -1,5 +1,5 @@
-// Package generated_test fails when generated files are stale: the deepcopy code, the CRDs and the RBAC role
-// must be what controller-gen makes of the current markers (`make generate manifests`).
+// Package generated_test fails when generated files are stale: the deepcopy code, the apply configurations, the
+// CRDs and the RBAC role must be what controller-gen makes of the current markers (`make generate manifests`).
 package generated_test
 
 import (
@@ -63,6 +63,7 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 	// The same invocations as the Makefile's generate and manifests targets.
 	for _, args := range [][]string{
 		{"object:headerFile=hack/boilerplate.go.txt", "paths=./api/..."},
+		{"applyconfiguration:headerFile=hack/boilerplate.go.txt", "paths=./api/..."},
 		{"rbac:roleName=supportstack-manager", "crd", "paths=./api/...", "paths=./controllers/...",
 			"output:crd:artifacts:config=config/crd/bases", "output:rbac:artifacts:config=config/rbac"},
 	} {
@@ -72,6 +73,14 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 		require.NoError(t, err, "controller-gen %s: %s", strings.Join(args, " "), out)
 	}
 	generated := []string{"api/v1alpha1/zz_generated.deepcopy.go", "config/rbac/role.yaml"}
+	acs, err := filepath.Glob(filepath.Join(work, "api/v1alpha1/applyconfiguration/*/*/*.go"))
+	require.NoError(t, err)
+	require.NotEmpty(t, acs)
+	for _, f := range append(acs, filepath.Join(work, "api/v1alpha1/applyconfiguration/utils.go")) {
+		rel, err := filepath.Rel(work, f)
+		require.NoError(t, err)
+		generated = append(generated, rel)
+	}
 	crds, err := filepath.Glob(filepath.Join(work, "config/crd/bases/*.yaml"))
 	require.NoError(t, err)
 	require.NotEmpty(t, crds)
