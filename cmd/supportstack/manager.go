@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
 	"github.com/supportstack/supportstack/internal/operator"
 )
@@ -37,7 +38,10 @@ func (f *operatorFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.opts.Tenant.MinIOImage, "minio-image", defaultMinIOImage, "default MinIO image of tenants")
 	fs.StringVar(&f.opts.Tenant.SupportstackImage, "supportstack-image", defaultSupportstackImage, "image that runs tenants' ingest and dashboard")
 	fs.StringVar(&f.opts.Tenant.ClusterDomain, "cluster-domain", "cluster.local", "DNS suffix of the cluster's Services")
-	fs.DurationVar(&f.opts.ResyncPeriod, "resync-period", tenant.DefaultResyncPeriod, "how often each tenant's storage health is checked")
+	fs.DurationVar(&f.opts.ResyncPeriod, "resync-period", tenant.DefaultResyncPeriod, "how often each tenant is reconciled when nothing changes")
+	fs.DurationVar(&f.opts.SiteCheckInterval, "storage-check-interval", sitemonitor.DefaultInterval, "how often each tenant's MinIO is checked while healthy")
+	fs.DurationVar(&f.opts.SiteRetryInterval, "storage-retry-interval", sitemonitor.DefaultRetryInterval, "how often each tenant's MinIO is checked while failing")
+	fs.IntVar(&f.opts.MaxConcurrentReconciles, "max-concurrent-reconciles", tenant.DefaultMaxConcurrentReconciles, "how many tenants are reconciled at once")
 	f.zap.BindFlags(fs)
 }
 
@@ -60,8 +64,11 @@ func runManager(ctx context.Context, args []string) error {
 		return err
 	}
 	f.complete()
-	if f.opts.ResyncPeriod < time.Second {
-		return fmt.Errorf("--resync-period must be at least 1s, got %s", f.opts.ResyncPeriod)
+	if f.opts.ResyncPeriod < time.Second || f.opts.SiteCheckInterval < 100*time.Millisecond || f.opts.SiteRetryInterval < 100*time.Millisecond {
+		return fmt.Errorf("--resync-period must be at least 1s and the storage check intervals at least 100ms")
+	}
+	if f.opts.MaxConcurrentReconciles < 1 {
+		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", f.opts.MaxConcurrentReconciles)
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,14 +18,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/internal/naming"
-	"github.com/supportstack/supportstack/internal/objectstore"
 )
 
 // ControllerName names the controller in logs, metrics and events.
@@ -66,11 +67,17 @@ type Reconciler struct {
 	Config    Config
 	Storage   StorageResolver
 	Recorder  events.EventRecorder
-	// HTTPClient makes MinIO health checks; nil means http.DefaultClient.
-	HTTPClient *http.Client
+	// Monitor checks the tenants' MinIO and sets up their buckets; Reconcile only reads its results.
+	Monitor *sitemonitor.Monitor
 	// ResyncPeriod overrides DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// MaxConcurrentReconciles is how many tenants are reconciled at once; 0 means DefaultMaxConcurrentReconciles.
+	MaxConcurrentReconciles int
 }
+
+// DefaultMaxConcurrentReconciles is how many tenants are reconciled at once by default: a reconcile makes no
+// request to MinIO, only to the API server.
+const DefaultMaxConcurrentReconciles = 4
 
 // +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants,verbs=get;list;watch
 // +kubebuilder:rbac:groups=supportstack.io,resources=supporttenants/status,verbs=get;update;patch
@@ -106,7 +113,17 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.NetworkPolicy{}).
 		// A PeerCluster's inbound path is part of its tenants' storage NetworkPolicy.
 		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPeer)).
+		// The site monitor's results: MinIO's health and the bucket set-up.
+		WatchesRawSource(source.Channel(r.Monitor.Events(), &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.maxConcurrentReconciles()}).
 		Complete(r)
+}
+
+func (r *Reconciler) maxConcurrentReconciles() int {
+	if r.MaxConcurrentReconciles > 0 {
+		return r.MaxConcurrentReconciles
+	}
+	return DefaultMaxConcurrentReconciles
 }
 
 // peerIndex indexes tenants by the PeerCluster they replicate to.
@@ -142,84 +159,99 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, t); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Namespace, req.Name)
+			r.Monitor.Forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !t.DeletionTimestamp.IsZero() {
 		// Children carry owner references: garbage collection removes them, PVCs follow the StatefulSet's
 		// retention policy.
+		r.Monitor.Forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
-	obs := observation{generation: t.Generation, suspended: t.Spec.Suspend, retentionDays: t.Spec.Storage.RetentionDays}
-	err := r.converge(ctx, t, &obs)
-	statusErr := r.writeStatus(ctx, t, obs)
+	st := &state{tenant: t, obs: observation{generation: t.Generation, suspended: t.Spec.Suspend,
+		retentionDays: t.Spec.Storage.RetentionDays}}
+	result, err := r.converge(ctx, st)
+	statusErr := r.writeStatus(ctx, t, st.obs)
 	if errors.Is(err, reconcile.TerminalError(nil)) && statusErr == nil {
 		// Retrying at once cannot help (the condition and a Warning event say what a human must do), but the
 		// obstacle may go away without any event the operator watches: look again at the next resync.
-		return ctrl.Result{RequeueAfter: r.resyncPeriod(obs)}, nil
+		return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
 	}
 	err = errors.Join(err, statusErr)
-	if err != nil {
+	switch {
+	case err != nil:
 		return ctrl.Result{}, err
-	}
-	if t.Spec.Suspend {
+	case result != nil:
+		return *result, nil
+	case t.Spec.Suspend:
 		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{RequeueAfter: r.resyncPeriod(obs)}, nil
+	return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
 }
 
-// storageRetryPeriod is how soon storage that failed its check is checked again: a MinIO that is starting or
-// recovering should be noticed within seconds, not at the next resync.
-const storageRetryPeriod = 2 * time.Second
-
-func (r *Reconciler) resyncPeriod(obs observation) time.Duration {
-	period := DefaultResyncPeriod
+func (r *Reconciler) resyncPeriod() time.Duration {
 	if r.ResyncPeriod > 0 {
-		period = r.ResyncPeriod
+		return r.ResyncPeriod
 	}
-	if obs.storageChecked && (obs.storageErr != nil || obs.bucketErr != nil) {
-		period = min(period, storageRetryPeriod)
-	}
-	return period
+	return DefaultResyncPeriod
 }
 
-// converge runs the steps in order and stops at the first error, which it also records in obs.
-func (r *Reconciler) converge(ctx context.Context, t *v1alpha1.SupportTenant, obs *observation) error {
-	credentials, err := r.credentialsStep(ctx, t)
-	if err != nil {
-		obs.applyErr = err
-		return errors.Join(err, r.observeWorkloads(ctx, t, obs))
+// state is what the steps of one reconcile share: the tenant, what the steps found, and what they observed.
+type state struct {
+	tenant      *v1alpha1.SupportTenant
+	credentials map[string][]byte
+	obs         observation
+}
+
+// step is one step of a reconcile. A nil result and error mean "go on"; a result ends the reconcile with it, an
+// error ends it with the error. Steps that write the tenant's objects record their failure in the observation
+// and go on, so that the observing steps still run and the status stays true to what exists.
+type step func(ctx context.Context, st *state) (*ctrl.Result, error)
+
+// converge runs the steps in order until one ends the reconcile. It returns the first failure to write the
+// tenant's objects when no step ended with an error of its own.
+func (r *Reconciler) converge(ctx context.Context, st *state) (*ctrl.Result, error) {
+	for _, s := range []step{r.credentialsStep, r.childrenStep, r.observeStep, r.storageStep} {
+		if result, err := s(ctx, st); result != nil || err != nil {
+			return result, errors.Join(st.obs.applyErr, err)
+		}
 	}
-	err = r.childrenStep(ctx, t)
-	if err != nil {
-		obs.applyErr = err
-	}
-	// The workloads and MinIO are observed even after a child failed to apply (an Ingress refused by an
-	// admission webhook, say), so that the status stays true to what exists.
-	if oerr := r.observeWorkloads(ctx, t, obs); oerr != nil {
-		return errors.Join(err, oerr)
-	}
-	r.storageStep(ctx, t, credentials, obs)
-	return err
+	return nil, st.obs.applyErr
 }
 
 // credentialsStep ensures the credentials Secret and announces its creation.
-func (r *Reconciler) credentialsStep(ctx context.Context, t *v1alpha1.SupportTenant) (map[string][]byte, error) {
+func (r *Reconciler) credentialsStep(ctx context.Context, st *state) (*ctrl.Result, error) {
+	t := st.tenant
 	data, changed, err := r.ensureCredentials(ctx, t)
 	if err != nil {
 		r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonCredentialsFailed, ActionReconcile, "%v", err)
-		return nil, err
+		st.obs.applyErr = err
+		return nil, nil
 	}
 	if changed {
 		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonCredentialsCreated, ActionReconcile,
 			"Generated credentials in Secret %s", naming.CredentialsSecret(t.Name))
 	}
-	return data, nil
+	st.credentials = data
+	return nil, nil
 }
 
-// childrenStep applies every child and removes the ones the spec no longer asks for.
-func (r *Reconciler) childrenStep(ctx context.Context, t *v1alpha1.SupportTenant) error {
+// childrenStep applies every child and removes the ones the spec no longer asks for; without credentials (the
+// Secret failed) there is nothing the workloads could run with.
+func (r *Reconciler) childrenStep(ctx context.Context, st *state) (*ctrl.Result, error) {
+	if st.credentials == nil {
+		return nil, nil
+	}
+	if err := r.applyChildren(ctx, st.tenant); err != nil {
+		st.obs.applyErr = err
+	}
+	return nil, nil
+}
+
+// applyChildren applies every child and removes the ones the spec no longer asks for.
+func (r *Reconciler) applyChildren(ctx context.Context, t *v1alpha1.SupportTenant) error {
 	scale := ingestScale{current: -1}
 	ingest := &appsv1.Deployment{}
 	switch err := r.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: naming.Ingest(t.Name)}, ingest); {
@@ -277,6 +309,11 @@ func (r *Reconciler) peerOf(ctx context.Context, t *v1alpha1.SupportTenant) (*v1
 	return peer, nil
 }
 
+// observeStep reads the readiness of the tenant's workloads.
+func (r *Reconciler) observeStep(ctx context.Context, st *state) (*ctrl.Result, error) {
+	return nil, r.observeWorkloads(ctx, st.tenant, &st.obs)
+}
+
 // observeWorkloads reads the readiness of the tenant's workloads.
 func (r *Reconciler) observeWorkloads(ctx context.Context, t *v1alpha1.SupportTenant, obs *observation) error {
 	sts := &appsv1.StatefulSet{}
@@ -305,66 +342,47 @@ func (r *Reconciler) getOptional(ctx context.Context, t *v1alpha1.SupportTenant,
 	return nil
 }
 
-// storageStep checks MinIO's health and bootstraps the bucket once MinIO's servers are ready. Its failures are
-// conditions, not reconcile errors: an unreachable MinIO is observed state, retried at the next resync.
-func (r *Reconciler) storageStep(ctx context.Context, t *v1alpha1.SupportTenant, credentials map[string][]byte, obs *observation) {
-	if t.Spec.Suspend {
-		return
+// storageStep registers the tenant's MinIO with the site monitor, which checks its health and sets up its bucket
+// outside of any reconcile, and reads the monitor's latest result into obs. Its failures are conditions, not
+// reconcile errors: an unreachable MinIO is observed state, and the monitor asks for a reconcile when it changes.
+func (r *Reconciler) storageStep(ctx context.Context, st *state) (*ctrl.Result, error) {
+	t, credentials, obs := st.tenant, st.credentials, &st.obs
+	key := client.ObjectKeyFromObject(t)
+	if t.Spec.Suspend || credentials == nil {
+		r.Monitor.Forget(key)
+		return nil, nil
 	}
 	obs.storageChecked = true
 	if obs.storage.ready == 0 {
+		r.Monitor.Forget(key)
 		obs.storageErr = errors.New("no MinIO server is ready")
-		return
+		return nil, nil
 	}
 	url, err := r.Storage.StorageURL(ctx, t)
 	if err != nil {
 		obs.storageErr = fmt.Errorf("resolve storage address: %w", err)
-		return
+		return nil, nil
 	}
-	hc := r.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	if err := objectstore.Health(ctx, hc, url); err != nil {
-		obs.storageErr = err
-		return
-	}
-	mc, err := objectstore.NewClient(objectstore.Endpoint{
-		URL:       url,
-		AccessKey: string(credentials[naming.SecretKeyRootUser]),
-		SecretKey: string(credentials[naming.SecretKeyRootPassword]),
+	r.Monitor.Set(key, sitemonitor.Target{
+		URL:           url,
+		AccessKey:     string(credentials[naming.SecretKeyRootUser]),
+		SecretKey:     string(credentials[naming.SecretKeyRootPassword]),
+		Bucket:        naming.BucketName,
+		RetentionDays: int(t.Spec.Storage.RetentionDays),
+		Object:        t.DeepCopy(),
 	})
-	if err != nil {
-		obs.bucketErr = err
-		return
+	snap, _ := r.Monitor.Snapshot(key)
+	switch {
+	case !snap.Checked:
+		obs.storageChecked = false
+	case snap.HealthErr != nil:
+		obs.storageErr = snap.HealthErr
+	case snap.BucketErr != nil:
+		obs.bucketErr = snap.BucketErr
+	case !snap.BucketReady:
+		obs.storageChecked = false // healthy, bucket set-up under way
 	}
-	// A MinIO that passes its health check and then hangs must not hold up the reconciles of other tenants.
-	bctx, cancel := context.WithTimeout(ctx, bucketTimeout)
-	defer cancel()
-	changes, err := objectstore.EnsureBucket(bctx, mc, naming.BucketName, int(t.Spec.Storage.RetentionDays))
-	for _, c := range changes {
-		r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, string(c), ActionBootstrapStorage, "%s",
-			changeMessage(c, t.Spec.Storage.RetentionDays))
-	}
-	obs.bucketErr = err
-}
-
-// bucketTimeout bounds the bucket bootstrap of one reconcile.
-const bucketTimeout = 15 * time.Second
-
-// changeMessage describes an objectstore change in an event.
-func changeMessage(c objectstore.Change, retentionDays int32) string {
-	switch c {
-	case objectstore.ChangeBucketCreated:
-		return "Created bucket " + naming.BucketName
-	case objectstore.ChangeVersioningEnabled:
-		return "Enabled versioning of bucket " + naming.BucketName
-	case objectstore.ChangeVersioningExclusions:
-		return "Bucket " + naming.BucketName + " does not version the ingest service's seq ledgers"
-	case objectstore.ChangeRetentionSet:
-		return fmt.Sprintf("Bucket %s expires records after %d days", naming.BucketName, retentionDays)
-	}
-	return string(c)
+	return nil, nil
 }
 
 // writeStatus patches the status when it differs from the stored one, and records events for conditions that

@@ -104,6 +104,8 @@ func runSuite(m *testing.M) int {
 		},
 		Storage:                storage,
 		ResyncPeriod:           resyncPeriod,
+		SiteCheckInterval:      resyncPeriod,
+		SiteRetryInterval:      500 * time.Millisecond,
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
 	})

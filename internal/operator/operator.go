@@ -5,7 +5,6 @@ package operator
 
 import (
 	"fmt"
-	"net/http"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -24,6 +23,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
 	"github.com/supportstack/supportstack/internal/naming"
 )
@@ -45,6 +45,11 @@ type Options struct {
 	Storage tenant.StorageResolver
 	// ResyncPeriod overrides tenant.DefaultResyncPeriod.
 	ResyncPeriod time.Duration
+	// SiteCheckInterval and SiteRetryInterval override how often the site monitor checks each tenant's MinIO
+	// when healthy and when failing (sitemonitor.DefaultInterval, DefaultRetryInterval).
+	SiteCheckInterval, SiteRetryInterval time.Duration
+	// MaxConcurrentReconciles overrides tenant.DefaultMaxConcurrentReconciles.
+	MaxConcurrentReconciles int
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -106,14 +111,21 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if storage == nil {
 		storage = tenant.ServiceResolver{Config: o.Tenant}
 	}
+	recorder := mgr.GetEventRecorder("supportstack-operator")
+	monitor := sitemonitor.New(sitemonitor.Options{Interval: o.SiteCheckInterval, RetryInterval: o.SiteRetryInterval,
+		Recorder: recorder, EventAction: tenant.ActionBootstrapStorage})
+	if err := mgr.Add(monitor); err != nil {
+		return nil, fmt.Errorf("add the site monitor: %w", err)
+	}
 	r := &tenant.Reconciler{
-		Client:       client.WithFieldOwner(mgr.GetClient(), naming.FieldOwner),
-		APIReader:    mgr.GetAPIReader(),
-		Config:       o.Tenant,
-		Storage:      storage,
-		Recorder:     mgr.GetEventRecorder("supportstack-operator"),
-		HTTPClient:   &http.Client{},
-		ResyncPeriod: o.ResyncPeriod,
+		Client:                  client.WithFieldOwner(mgr.GetClient(), naming.FieldOwner),
+		APIReader:               mgr.GetAPIReader(),
+		Config:                  o.Tenant,
+		Storage:                 storage,
+		Recorder:                recorder,
+		Monitor:                 monitor,
+		ResyncPeriod:            o.ResyncPeriod,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up %s controller: %w", tenant.ControllerName, err)
