@@ -21,7 +21,7 @@ import (
 	"github.com/supportstack/supportstack/agent/sender"
 	"github.com/supportstack/supportstack/agent/spool"
 	"github.com/supportstack/supportstack/internal/ingest"
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/webserver"

@@ -21,11 +21,11 @@ import (
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/controllers/tenant"
-	"github.com/supportstack/supportstack/internal/localbin"
-	"github.com/supportstack/supportstack/internal/localcluster"
-	"github.com/supportstack/supportstack/internal/localrunner"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
+	"github.com/supportstack/supportstack/internal/harness/localrunner"
 	"github.com/supportstack/supportstack/internal/naming"
-	"github.com/supportstack/supportstack/internal/operator"
+	"github.com/supportstack/supportstack/controllers"
 )
 
 // Images the demo's local workload runner maps to local binaries when it runs without a cluster.
@@ -119,14 +119,14 @@ func runDemo(ctx context.Context, args []string) error {
 			absPath(cluster.Kubeconfig), kubectl)
 	}
 
-	mgr, err := operator.NewManager(cfg, f.opts)
+	mgr, err := controllers.NewManager(cfg, f.opts)
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- mgr.Start(ctx) }()
 
-	c, err := client.New(cfg, client.Options{Scheme: operator.Scheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
@@ -156,7 +156,7 @@ func startDemoRunner(ctx context.Context, cfg *rest.Config, stateDir string) (*l
 		return nil, nil, err
 	}
 	return localrunner.Start(ctx, cfg, localrunner.Options{
-		Scheme:   operator.Scheme(),
+		Scheme:   controllers.Scheme(),
 		Selector: naming.ManagedSelector(),
 		Images:   localrunner.Images{demoMinIOImage: minio, demoSupportstackImage: self},
 		StateDir: stateDir,

@@ -13,7 +13,7 @@ import (
 
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
-	"github.com/supportstack/supportstack/internal/operator"
+	"github.com/supportstack/supportstack/controllers"
 )
 
 // Default images. MinIO's community edition is published as source only; platforms are expected to set
@@ -25,7 +25,7 @@ const (
 
 // operatorFlags are the flags the manager and the demo share.
 type operatorFlags struct {
-	opts            operator.Options
+	opts            controllers.Options
 	watchNamespaces string
 	zap             zap.Options
 }
@@ -74,7 +74,7 @@ func runManager(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
-	mgr, err := operator.NewManager(cfg, f.opts)
+	mgr, err := controllers.NewManager(cfg, f.opts)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 )
 

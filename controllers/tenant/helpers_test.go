@@ -2,10 +2,10 @@ package tenant_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -40,39 +40,21 @@ func getTenant(t *testing.T, ns, name string) *v1alpha1.SupportTenant {
 // was computed for the tenant's current generation.
 func waitForCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string, timeout time.Duration) *v1alpha1.SupportTenant {
 	t.Helper()
-	var last string
 	var got *v1alpha1.SupportTenant
-	ok := assertEventually(timeout, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		got = &v1alpha1.SupportTenant{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, got); err != nil {
-			last = err.Error()
-			return false
+		if !assert.NoError(c, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, got)) {
+			return
 		}
-		c := meta.FindStatusCondition(got.Status.Conditions, typ)
-		if c == nil {
-			last = "condition missing; status: " + fmt.Sprint(got.Status.Conditions)
-			return false
+		cond := meta.FindStatusCondition(got.Status.Conditions, typ)
+		if !assert.NotNil(c, cond, "condition %s missing; status: %v", typ, got.Status.Conditions) {
+			return
 		}
-		last = fmt.Sprintf("%s=%s reason=%s message=%q observedGeneration=%d generation=%d", typ, c.Status, c.Reason,
-			c.Message, c.ObservedGeneration, got.Generation)
-		return c.Status == status && (reason == "" || c.Reason == reason) && c.ObservedGeneration == got.Generation
-	})
-	require.True(t, ok, "waited %s for %s=%s (%s); last seen: %s", timeout, typ, status, reason, last)
+		ok := cond.Status == status && (reason == "" || cond.Reason == reason) && cond.ObservedGeneration == got.Generation
+		assert.True(c, ok, "want %s=%s (%s); last seen %s=%s reason=%s message=%q observedGeneration=%d generation=%d",
+			typ, status, reason, typ, cond.Status, cond.Reason, cond.Message, cond.ObservedGeneration, got.Generation)
+	}, timeout, 100*time.Millisecond)
 	return got
-}
-
-// assertEventually polls cond every 100ms until it holds or the timeout passes.
-func assertEventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // eventReasons lists the reasons of the events about the tenant.
@@ -92,7 +74,7 @@ func eventReasons(t *testing.T, tenant *v1alpha1.SupportTenant) map[string]int {
 // waitForEvent waits for an event about the tenant with the reason and type.
 func waitForEvent(t *testing.T, tenant *v1alpha1.SupportTenant, reason, typ string) {
 	t.Helper()
-	ok := assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		list := &eventsv1.EventList{}
 		if err := k8s.List(context.Background(), list, client.InNamespace(tenant.Namespace)); err != nil {
 			return false
@@ -103,8 +85,7 @@ func waitForEvent(t *testing.T, tenant *v1alpha1.SupportTenant, reason, typ stri
 			}
 		}
 		return false
-	})
-	require.True(t, ok, "no %s event %s about the tenant; saw %v", typ, reason, eventReasons(t, tenant))
+	}, 20*time.Second, 100*time.Millisecond, "no %s event %s about the tenant", typ, reason)
 }
 
 // credentials reads the tenant's generated credentials.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 
@@ -94,23 +94,29 @@ func TestConditionsFollowChildren(t *testing.T) {
 	require.True(t, got.Status.Storage.Local.Healthy)
 }
 
-// resyncs waits for k more reconciles of the tenant in ns. Each reconcile of a tenant with ready storage looks
-// up its storage once: those lookups count the resyncs.
-func resyncs(ns string, k int64) bool {
+// waitResyncs waits for k more reconciles of the tenant in ns. Each reconcile of a tenant with ready storage
+// resolves its storage address once: those lookups count the resyncs.
+func waitResyncs(t *testing.T, ns string, k int64) {
+	t.Helper()
 	lookups := storage.callCount(ns)
 	n := lookups.Load()
-	return assertEventually(20*time.Second, func() bool { return lookups.Load() >= n+k })
+	require.Eventually(t, func() bool { return lookups.Load() >= n+k }, 20*time.Second, 50*time.Millisecond,
+		"the operator did not reconcile the tenant %d more times", k)
 }
 
 // waitQuiet waits until in-flight work (events, the last status patch) has settled: two resyncs in a row that
 // write nothing to the API server.
 func waitQuiet(t *testing.T, ns, msg string) {
 	t.Helper()
-	count := writes.counter(ns)
-	require.True(t, assertEventually(30*time.Second, func() bool {
-		before := count.Load()
-		return resyncs(ns, 2) && count.Load() == before
-	}), msg)
+	count, lookups := writes.counter(ns), storage.callCount(ns)
+	before, n := count.Load(), lookups.Load()
+	require.Eventually(t, func() bool {
+		if w := count.Load(); w != before {
+			before, n = w, lookups.Load() // a write: start counting again
+			return false
+		}
+		return lookups.Load() >= n+2
+	}, 30*time.Second, 50*time.Millisecond, msg)
 }
 
 func TestResyncOfConvergedTenantWritesNothing(t *testing.T) {
@@ -120,7 +126,7 @@ func TestResyncOfConvergedTenantWritesNothing(t *testing.T) {
 	waitQuiet(t, ns, "the operator kept writing to a converged tenant")
 
 	before := count.Load()
-	require.True(t, resyncs(ns, 5), "the operator did not resync the tenant")
+	waitResyncs(t, ns, 5)
 	require.Zero(t, count.Load()-before, "five resyncs of a converged tenant wrote to the API server")
 }
 
@@ -142,21 +148,21 @@ func TestDriftIsReverted(t *testing.T) {
 	// And deletes the MinIO Service.
 	require.NoError(t, k8s.Delete(ctx, objs[3]))
 
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		d := &appsv1.Deployment{}
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(dash), d); err != nil {
 			return false
 		}
 		return *d.Spec.Replicas == 1 && d.Spec.Template.Spec.Containers[0].Image == wantImage
-	}), "the dashboard Deployment was not reverted")
+	}, 20*time.Second, 100*time.Millisecond, "the dashboard Deployment was not reverted")
 	d := &appsv1.Deployment{}
 	require.NoError(t, k8s.Get(ctx, client.ObjectKeyFromObject(dash), d))
 	require.Equal(t, "support", d.Labels["team"], "fields the operator does not own are left alone")
 
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(objs[3]), &corev1.Service{})
 		return !apierrors.IsNotFound(err)
-	}), "the deleted MinIO Service was not recreated")
+	}, 20*time.Second, 100*time.Millisecond, "the deleted MinIO Service was not recreated")
 	waitForEvent(t, tn, "Updated", corev1.EventTypeNormal)
 }
 
@@ -177,11 +183,11 @@ func TestForeignCredentialsSecretIsNotTakenOver(t *testing.T) {
 
 	// Once the owner removes it, the operator carries on by itself.
 	require.NoError(t, k8s.Delete(ctx, s))
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		s := &corev1.Secret{}
 		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "taken-credentials"}, s)
 		return err == nil && len(s.Data[naming.SecretKeySigningKey]) > 0
-	}), "the operator did not create its credentials after the foreign Secret was deleted")
+	}, 20*time.Second, 100*time.Millisecond, "the operator did not create its credentials after the foreign Secret was deleted")
 }
 
 func TestIngressFollowsHost(t *testing.T) {
@@ -196,13 +202,13 @@ func TestIngressFollowsHost(t *testing.T) {
 	got := getTenant(t, ns, "public")
 	got.Spec.Ingest.Host = ""
 	require.NoError(t, k8s.Update(ctx, got))
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(ing), &networkingv1.Ingress{}))
-	}), "the Ingress of a cleared host was not deleted")
+	}, 20*time.Second, 100*time.Millisecond, "the Ingress of a cleared host was not deleted")
 	waitForEvent(t, got, "Deleted", corev1.EventTypeNormal)
 	d := &appsv1.Deployment{}
 	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "public-ingest"}, d))
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(d), d)
 		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
 			if a == "--ingest-endpoints=http://public-ingest."+ns+".svc.cluster.local" {
@@ -210,7 +216,7 @@ func TestIngressFollowsHost(t *testing.T) {
 			}
 		}
 		return false
-	}), "ingest still advertises the removed host: %v", d.Spec.Template.Spec.Containers[0].Args)
+	}, 20*time.Second, 100*time.Millisecond, "ingest still advertises the removed host: %v", d.Spec.Template.Spec.Containers[0].Args)
 }
 
 // The HorizontalPodAutoscaler scales ingest through the scale subresource; the operator must leave its choice
@@ -260,8 +266,7 @@ func TestPeerInboundFollowsThePeerCluster(t *testing.T) {
 	}}
 	require.NoError(t, k8s.Create(ctx, peer))
 	t.Cleanup(func() { _ = k8s.Delete(ctx, peer) })
-	require.True(t, assertEventually(20*time.Second, func() bool { return sources() == before+2 }),
-		"the storage NetworkPolicy did not admit the declared path: %+v", np.Spec.Ingress)
+	require.Eventually(t, func() bool { return sources() == before+2 }, 20*time.Second, 100*time.Millisecond, "the storage NetworkPolicy did not admit the declared path: %+v", np.Spec.Ingress)
 	require.Equal(t, "203.0.113.0/24", np.Spec.Ingress[0].From[before+1].IPBlock.CIDR)
 }
 
@@ -284,10 +289,10 @@ func TestStatusWrittenByOthersIsKept(t *testing.T) {
 	tn := getTenant(t, ns, "shared")
 	tn.Spec.DisplayName = "Shared IT"
 	require.NoError(t, k8s.Update(ctx, tn))
-	require.True(t, assertEventually(30*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		got := getTenant(t, ns, "shared")
 		return got.Status.ObservedGeneration == got.Generation && meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady)
-	}), "the tenant did not converge on its new generation")
+	}, 30*time.Second, 100*time.Millisecond, "the tenant did not converge on its new generation")
 	got := getTenant(t, ns, "shared")
 	c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReplicating)
 	require.NotNil(t, c, "another writer's condition was dropped")

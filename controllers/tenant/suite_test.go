@@ -2,8 +2,6 @@ package tenant_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -26,12 +23,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers"
 	"github.com/supportstack/supportstack/controllers/tenant"
-	"github.com/supportstack/supportstack/internal/localbin"
-	"github.com/supportstack/supportstack/internal/localcluster"
-	"github.com/supportstack/supportstack/internal/localrunner"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
+	"github.com/supportstack/supportstack/internal/harness/localrunner"
 	"github.com/supportstack/supportstack/internal/naming"
-	"github.com/supportstack/supportstack/internal/operator"
 )
 
 // The suite runs one real control plane (kube-apiserver, etcd, kube-controller-manager's garbage collector)
@@ -83,7 +80,7 @@ func runSuite(m *testing.M) int {
 		return fail("%v", err)
 	}
 	defer cluster.Stop()
-	if k8s, err = client.New(cluster.Config, client.Options{Scheme: operator.Scheme()}); err != nil {
+	if k8s, err = client.New(cluster.Config, client.Options{Scheme: controllers.Scheme()}); err != nil {
 		return fail("create client: %v", err)
 	}
 
@@ -95,7 +92,7 @@ func runSuite(m *testing.M) int {
 	}
 	// Its requests go through a counter, so tests can prove that a resync writes nothing.
 	cfg.Wrap(writes.wrap)
-	mgr, err := operator.NewManager(cfg, operator.Options{
+	mgr, err := controllers.NewManager(cfg, controllers.Options{
 		Tenant: tenant.Config{
 			MinIOImage:        minioImage,
 			SupportstackImage: supportstackImage,
@@ -215,20 +212,7 @@ func (s *storageRouter) StorageURL(_ context.Context, t *v1alpha1.SupportTenant)
 }
 
 // newNamespace creates a namespace for one test.
-func newNamespace(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "t-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	if len(name) > 50 {
-		name = name[:50]
-	}
-	name = strings.TrimRight(name, "-") + "-" + hex.EncodeToString(b)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	require.NoError(t, k8s.Create(context.Background(), ns))
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ns) })
-	return name
-}
+func newNamespace(t *testing.T) string { return localcluster.TestNamespace(t, k8s) }
 
 // startRunner runs the pods of ns as local processes until the test ends, and routes the operator's storage
 // lookups for ns to the MinIO the runner started.
@@ -238,7 +222,7 @@ func startRunner(t *testing.T, ns string) *localrunner.Runner {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
-		Scheme:     operator.Scheme(),
+		Scheme:     controllers.Scheme(),
 		Selector:   naming.ManagedSelector(),
 		Images:     localrunner.Images{minioImage: minioBin, supportstackImage: supportstackBin},
 		StateDir:   t.TempDir(),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -23,9 +24,9 @@ import (
 
 	agentclient "github.com/supportstack/supportstack/agent/client"
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/harness/promtest"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/objectstore"
-	"github.com/supportstack/supportstack/internal/promtest"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -53,17 +54,11 @@ func tenantObjects(ns, name string) []client.Object {
 // waitForObjects waits until every object exists and fills them in.
 func waitForObjects(t *testing.T, objs []client.Object, timeout time.Duration) {
 	t.Helper()
-	var missing string
-	ok := assertEventually(timeout, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		for _, o := range objs {
-			if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(o), o); err != nil {
-				missing = err.Error()
-				return false
-			}
+			assert.NoError(c, k8s.Get(context.Background(), client.ObjectKeyFromObject(o), o))
 		}
-		return true
-	})
-	require.True(t, ok, "objects not created within %s: %s", timeout, missing)
+	}, timeout, 100*time.Millisecond, "objects not created within %s", timeout)
 }
 
 // requireRestricted asserts the restricted Pod Security profile, resources and probes on a pod template.
@@ -247,14 +242,14 @@ func TestSuspendScalesToZeroAndKeepsData(t *testing.T) {
 	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sleepy-minio"}, sts))
 	require.Equal(t, int32(0), *sts.Spec.Replicas)
 	// No process of the tenant runs any more.
-	require.True(t, assertEventually(30*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		for _, p := range runner.Pods() {
 			if p.Namespace == ns {
 				return false
 			}
 		}
 		return true
-	}), "processes still running: %v", runner.Pods())
+	}, 30*time.Second, 100*time.Millisecond, "processes still running: %v", runner.Pods())
 	require.Equal(t, creds, credentials(t, ns, "sleepy"), "suspend must keep the credentials")
 
 	tn = getTenant(t, ns, "sleepy")
@@ -289,28 +284,26 @@ func TestDeletingTenantGarbageCollectsChildren(t *testing.T) {
 	// Deleting removes what the operator made; the credentials of a tenant that keeps its volumes stay.
 	for name, objs := range map[string][]client.Object{"keep": keep[1:], "purge": purge} {
 		require.NoError(t, k8s.Delete(ctx, getTenant(t, ns, name)))
-		var left []string
-		ok := assertEventually(60*time.Second, func() bool {
-			left = nil
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			var left []string
 			for _, o := range objs {
 				if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
 					left = append(left, o.GetName())
 				}
 			}
-			return len(left) == 0
-		})
-		require.True(t, ok, "garbage collection left %v of %s", left, name)
+			assert.Empty(c, left, "garbage collection left these of %s", name)
+		}, 60*time.Second, 100*time.Millisecond)
 	}
 	require.Equal(t, keepCredentials, credentials(t, ns, "keep"), "the retained credentials were lost")
 
 	// Recreated on its retained volumes, the tenant gets its credentials back: enrolled agents keep working.
 	require.NoError(t, k8s.Create(ctx, newTenant(ns, "keep")))
 	waitForObjects(t, tenantObjects(ns, "keep"), 30*time.Second)
-	require.True(t, assertEventually(20*time.Second, func() bool {
+	require.Eventually(t, func() bool {
 		got := getTenant(t, ns, "keep")
 		c := findCondition(got, v1alpha1.ConditionReady)
 		return c.Type != "" && c.Reason != v1alpha1.ReasonApplyFailed
-	}), "the recreated tenant did not adopt its retained Secret")
+	}, 20*time.Second, 100*time.Millisecond, "the recreated tenant did not adopt its retained Secret")
 	require.Equal(t, keepCredentials, credentials(t, ns, "keep"), "recreating the tenant rotated its credentials")
 
 }

@@ -31,7 +31,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
 )

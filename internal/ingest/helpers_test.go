@@ -21,9 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
-	"github.com/supportstack/supportstack/internal/promtest"
+	"github.com/supportstack/supportstack/internal/harness/promtest"
 	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/webserver"
 )

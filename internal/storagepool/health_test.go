@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 )
 
 // healthProxy forwards everything to a MinIO server but answers its health endpoint as told: the way a loaded

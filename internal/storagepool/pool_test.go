@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
-	"github.com/supportstack/supportstack/internal/promtest"
+	"github.com/supportstack/supportstack/internal/harness/promtest"
 )
 
 const bucket = "supportstack"

@@ -24,8 +24,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/localbin"
-	"github.com/supportstack/supportstack/internal/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
 )
 
 func controllerGen(t *testing.T, root string) string {

@@ -1,21 +1,30 @@
-package tenant_test
+package v1alpha1_test
 
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
 )
 
 // The API server, with the CRD's OpenAPI schema and CEL rules, rejects invalid specs with a message that
-// names the field: these tests need no operator.
+// names the field.
 func TestInvalidSpecsAreRejected(t *testing.T) {
 	ns := newNamespace(t)
 	tests := map[string]struct {
@@ -195,4 +204,55 @@ func TestPeerInboundIsValidated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// k8s talks to a control plane of the package's own, with the CRDs as generated: the schema is what these tests
+// check, so no operator runs.
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := localbin.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cluster, err := localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases"),
+		WithoutControllerManager: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer cluster.Stop()
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	if k8s, err = client.New(cluster.Config, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func newNamespace(t *testing.T) string { return localcluster.TestNamespace(t, k8s) }
+
+// newTenant returns a small valid tenant; the API server fills in the defaults.
+func newTenant(ns, name string) *v1alpha1.SupportTenant {
+	return &v1alpha1.SupportTenant{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.SupportTenantSpec{
+			DisplayName: "Acme IT Services",
+			Ingest:      v1alpha1.IngestSpec{Replicas: 1, MaxReplicas: 3},
+		},
+	}
+}
+
+func getTenant(t *testing.T, ns, name string) *v1alpha1.SupportTenant {
+	t.Helper()
+	got := &v1alpha1.SupportTenant{}
+	require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, got))
+	return got
 }

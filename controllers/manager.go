@@ -1,7 +1,7 @@
-// Package operator assembles the supportstack operator: the scheme, the manager with its cache options, and the
+// Package controllers assembles the supportstack operator: the scheme, the manager with its cache options, and the
 // reconcilers. The manager subcommand, the demo and the integration tests all build the operator here, so that
 // tests exercise the wiring that production runs.
-package operator
+package controllers
 
 import (
 	"fmt"

@@ -18,7 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
 )
 
 // Server is one MinIO server process.

@@ -1,7 +1,7 @@
 // Package localcluster starts a Kubernetes control plane on this machine for the demo and the integration
 // tests: kube-apiserver and etcd through controller-runtime's envtest, plus kube-controller-manager running only
 // the garbage collector and the namespace controller, so that deleting a SupportTenant removes its children for
-// real. There is no kubelet and no scheduler: the local workload runner (internal/localrunner) stands in for
+// real. There is no kubelet and no scheduler: the local workload runner (internal/harness/localrunner) stands in for
 // them.
 package localcluster
 
@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
 )
 
 // Options configure a control plane.

@@ -2,7 +2,7 @@ package localrunner
 
 import (
 	"fmt"
-	"github.com/supportstack/supportstack/internal/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"log/slog"
 	"os"
 	"os/exec"
