@@ -19,13 +19,12 @@ limitations under the License.
 package applyconfiguration
 
 import (
-	runtime "k8s.io/apimachinery/pkg/runtime"
-	schema "k8s.io/apimachinery/pkg/runtime/schema"
-	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
-
 	v1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
 	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	internal "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/internal"
+	runtime "k8s.io/apimachinery/pkg/runtime"
+	schema "k8s.io/apimachinery/pkg/runtime/schema"
+	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 )
 
 // ForKind returns an apply configuration type for the given GroupVersionKind, or nil if no

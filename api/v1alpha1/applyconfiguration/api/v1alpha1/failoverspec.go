@@ -19,9 +19,8 @@ limitations under the License.
 package v1alpha1
 
 import (
-	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // FailoverSpecApplyConfiguration represents a declarative configuration of the FailoverSpec type for use

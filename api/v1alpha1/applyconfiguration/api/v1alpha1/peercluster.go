@@ -19,13 +19,12 @@ limitations under the License.
 package v1alpha1
 
 import (
+	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
+	internal "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/internal"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
 	managedfields "k8s.io/apimachinery/pkg/util/managedfields"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
-
-	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
-	internal "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/internal"
 )
 
 // PeerClusterApplyConfiguration represents a declarative configuration of the PeerCluster type for use

@@ -19,10 +19,9 @@ limitations under the License.
 package v1alpha1
 
 import (
+	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
 	v1 "k8s.io/api/core/v1"
 	resource "k8s.io/apimachinery/pkg/api/resource"
-
-	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
 )
 
 // StorageSpecApplyConfiguration represents a declarative configuration of the StorageSpec type for use

@@ -19,10 +19,9 @@ limitations under the License.
 package v1alpha1
 
 import (
+	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	v1 "k8s.io/client-go/applyconfigurations/meta/v1"
-
-	apiv1alpha1 "github.com/supportstack/supportstack/api/v1alpha1"
 )
 
 // SupportTenantStatusApplyConfiguration represents a declarative configuration of the SupportTenantStatus type for use
