@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -71,12 +70,9 @@ func NewFailFastClient(ep Endpoint) (*minio.Client, error) { return newClient(ep
 
 // newClient checks ep's URL and builds the client; maxRetries 0 means minio-go's default.
 func newClient(ep Endpoint, maxRetries int) (*minio.Client, error) {
-	u, err := url.Parse(ep.URL)
+	u, err := parseURL(ep.URL)
 	if err != nil {
-		return nil, fmt.Errorf("parse storage URL: %w", err)
-	}
-	if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("storage URL %q: want http(s)://host[:port]", ep.URL)
+		return nil, err
 	}
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds:      credentials.NewStaticV4(ep.AccessKey, ep.SecretKey, ""),
