@@ -68,7 +68,7 @@ type PeerClusterStatus struct {
 	// LastContact is when the peer last answered.
 	// +optional
 	LastContact *metav1.Time `json:"lastContact,omitempty"`
-	// Conditions: Reachable.
+	// Conditions: Ready, with a reason a human can act on.
 	// +listType=map
 	// +listMapKey=type
 	// +optional

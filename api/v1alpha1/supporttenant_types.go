@@ -172,11 +172,34 @@ type DashboardSpec struct {
 }
 
 // ReplicationSpec names the peer cluster of a replicated tenant.
+//
+// A tenant with replication is either a home (created by a human) or the standby of a home (created by the home
+// cluster's operator in the peer cluster, with standbyOf set). The home's operator keeps the standby's spec equal
+// to the home's; both sides run a full stack and replicate their buckets to each other.
+//
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.standbyOf) || has(self.standbyOf)",message="standbyOf cannot be removed: a standby stays a standby"
+// +kubebuilder:validation:XValidation:rule="!has(self.standbyOf) || !has(self.keepStandby) || !self.keepStandby",message="keepStandby applies to a home tenant, not to a standby"
 type ReplicationSpec struct {
-	// Peer is the name of the PeerCluster that holds the standby copy.
+	// Peer is the name of the PeerCluster that holds the other copy: on a home, the cluster of its standby; on a
+	// standby, its home cluster.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Peer string `json:"peer"`
+
+	// StandbyOf marks a standby: the name of its home cluster. The home cluster's operator sets it on the tenant
+	// it mirrors into this cluster; do not set it by hand.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="standbyOf is immutable"
+	// +optional
+	StandbyOf string `json:"standbyOf,omitempty"`
+
+	// KeepStandby leaves the standby (and its copy of the data) in the peer cluster when this home tenant is
+	// deleted. By default deleting the home deletes its standby.
+	// +optional
+	KeepStandby bool `json:"keepStandby,omitempty"`
 }
 
 // FailoverMode says whether storage failover happens by itself.
@@ -303,20 +326,63 @@ type SiteHealth struct {
 	Since *metav1.Time `json:"since,omitempty"`
 }
 
-// ReplicationStatus reports replication to the peer.
+// ReplicationStatus reports replication between this cluster's copy and the peer's. Each cluster's operator
+// reports what reaches its copy and what leaves it.
 type ReplicationStatus struct {
-	// LagSeconds is the age of the newest heartbeat seen on the peer.
+	// LagSeconds is how long the peer's writes take to reach this cluster's copy, measured by the peer's
+	// heartbeat (written there every few seconds, read here with MinIO's proxying off). It grows while nothing
+	// arrives.
 	// +optional
 	LagSeconds *int64 `json:"lagSeconds,omitempty"`
-	// FailedObjects is the number of objects that failed to replicate.
+	// FailedObjects is the number of versions that failed to replicate to the peer in the last hour, as MinIO
+	// counts them.
 	// +optional
 	FailedObjects int64 `json:"failedObjects,omitempty"`
+	// QueuedObjects is the number of versions in MinIO's replication queue to the peer.
+	// +optional
+	QueuedObjects int64 `json:"queuedObjects,omitempty"`
+	// Backlog is the number of versions in this copy that the last diff found not yet on the peer.
+	// +optional
+	Backlog *int64 `json:"backlog,omitempty"`
+	// CatchUp reports the operator driving a backlog across after the peer was unreachable.
+	// +optional
+	CatchUp *CatchUpStatus `json:"catchUp,omitempty"`
 	// LastVerifiedSync is when both sides were last verified to hold the same versions.
 	// +optional
 	LastVerifiedSync *metav1.Time `json:"lastVerifiedSync,omitempty"`
 	// LastFailover records the last time traffic moved to the other site.
 	// +optional
 	LastFailover *FailoverRecord `json:"lastFailover,omitempty"`
+}
+
+// CatchUpPhase is what the operator does about a replication backlog.
+// +kubebuilder:validation:Enum=Idle;Requeueing;Resyncing;Verifying
+type CatchUpPhase string
+
+const (
+	// CatchUpIdle: no backlog is being driven.
+	CatchUpIdle CatchUpPhase = "Idle"
+	// CatchUpRequeueing: the operator re-queues each version MinIO has not replicated.
+	CatchUpRequeueing CatchUpPhase = "Requeueing"
+	// CatchUpResyncing: the backlog did not shrink by re-queueing; MinIO resyncs the whole bucket to the peer.
+	CatchUpResyncing CatchUpPhase = "Resyncing"
+	// CatchUpVerifying: the backlog is gone; the versioned listings of both copies are being compared.
+	CatchUpVerifying CatchUpPhase = "Verifying"
+)
+
+// CatchUpStatus is the progress of the last catch-up.
+type CatchUpStatus struct {
+	// Phase is what the operator does now.
+	Phase CatchUpPhase `json:"phase"`
+	// StartedAt is when the current or last catch-up started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// CompletedAt is when the last catch-up ended with both copies verified equal.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Requeued is the number of versions the current or last catch-up re-queued.
+	// +optional
+	Requeued int64 `json:"requeued,omitempty"`
 }
 
 // FailoverRecord is one failover.
@@ -337,7 +403,9 @@ type FailoverRecord struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Active Site",type=string,JSONPath=`.status.storage.activeSite`
+// +kubebuilder:printcolumn:name="Standby Of",type=string,JSONPath=`.spec.replication.standbyOf`
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.replication.peer`,priority=1
+// +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.replication.lagSeconds`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name must be at most 40 characters: it prefixes the names of the tenant's objects"
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-': it names Services"

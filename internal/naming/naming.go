@@ -15,6 +15,9 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// LabelTenant carries the tenant's name, for NetworkPolicies and for selecting all of a tenant's objects.
 	LabelTenant = "supportstack.io/tenant"
+	// LabelStandbyOf marks what a home cluster's operator made in a peer cluster (the standby tenant, its
+	// namespace and its shared Secret) with the home cluster's name.
+	LabelStandbyOf = "supportstack.io/standby-of"
 
 	PartOf    = "supportstack"
 	ManagedBy = "supportstack-operator"
@@ -37,6 +40,13 @@ const (
 // FieldOwner is the server-side apply field manager of everything the operator writes.
 const FieldOwner = "supportstack-operator"
 
+// StatusOwnerReplication is the field manager of the replication part of a tenant's status, StatusOwnerPeer of
+// a PeerCluster's status.
+const (
+	StatusOwnerReplication = "supportstack-replication"
+	StatusOwnerPeer        = "supportstack-peer"
+)
+
 // StatusOwnerTenant is the server-side apply field manager of the part of a tenant's status that the tenant
 // controller writes; other controllers write theirs under their own.
 const StatusOwnerTenant = "supportstack-tenant"
@@ -52,6 +62,26 @@ const (
 	SecretKeyEnrollmentToken = "enrollment-token"
 	SecretKeySigningKey      = "signing-key"
 )
+
+// Keys of a replicated tenant's shared Secret, beside the enrollment token and signing key of the credentials.
+const (
+	SharedKeyDataPlaneUser     = "dataplane-access-key"
+	SharedKeyDataPlanePassword = "dataplane-secret-key"
+)
+
+// Roles of the two copies of a replicated tenant. Heartbeats and replication users are named by role, not by
+// cluster, so that the two operators need no agreement on each other's names.
+const (
+	RoleHome    = "home"
+	RoleStandby = "standby"
+)
+
+// SharedKeyReplicationUser and SharedKeyReplicationPassword are the keys of the user that exists in the MinIO of
+// the copy with the given role, through which the other copy replicates into it.
+func SharedKeyReplicationUser(role string) string { return "replication-into-" + role + "-access-key" }
+func SharedKeyReplicationPassword(role string) string {
+	return "replication-into-" + role + "-secret-key"
+}
 
 // ManagedSelector selects every object the operator made.
 func ManagedSelector() labels.Selector {
@@ -87,6 +117,10 @@ func MinIO(tenant string) string             { return tenant + "-minio" }
 func MinIOHeadless(tenant string) string     { return tenant + "-minio-hl" }
 func Ingest(tenant string) string            { return tenant + "-ingest" }
 func Dashboard(tenant string) string         { return tenant + "-dashboard" }
+
+// SharedSecret holds what both copies of a replicated tenant share: the enrollment token and signing key (so a
+// device enrolled in one cluster is accepted by the other), the data-plane user and the replication users.
+func SharedSecret(tenant string) string { return tenant + "-shared" }
 
 // NetworkPolicy names the policy that admits traffic to one component's pods.
 func NetworkPolicy(tenant, component string) string { return tenant + "-" + component }

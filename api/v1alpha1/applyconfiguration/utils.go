@@ -32,6 +32,8 @@ import (
 func ForKind(kind schema.GroupVersionKind) interface{} {
 	switch kind {
 	// Group=supportstack.io, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithKind("CatchUpStatus"):
+		return &apiv1alpha1.CatchUpStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DashboardSpec"):
 		return &apiv1alpha1.DashboardSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Exposure"):

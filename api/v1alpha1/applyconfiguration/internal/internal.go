@@ -39,6 +39,23 @@ func Parser() *typed.Parser {
 var parserOnce sync.Once
 var parser *typed.Parser
 var schemaYAML = typed.YAMLObject(`types:
+- name: com.github.supportstack.supportstack.api.v1alpha1.CatchUpPhase
+  scalar: string
+- name: com.github.supportstack.supportstack.api.v1alpha1.CatchUpStatus
+  map:
+    fields:
+    - name: completedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: phase
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.CatchUpPhase
+    - name: requeued
+      type:
+        scalar: numeric
+    - name: startedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.supportstack.supportstack.api.v1alpha1.DashboardSpec
   map:
     fields:
@@ -177,12 +194,24 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.supportstack.supportstack.api.v1alpha1.ReplicationSpec
   map:
     fields:
+    - name: keepStandby
+      type:
+        scalar: boolean
     - name: peer
+      type:
+        scalar: string
+    - name: standbyOf
       type:
         scalar: string
 - name: com.github.supportstack.supportstack.api.v1alpha1.ReplicationStatus
   map:
     fields:
+    - name: backlog
+      type:
+        scalar: numeric
+    - name: catchUp
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.CatchUpStatus
     - name: failedObjects
       type:
         scalar: numeric
@@ -195,6 +224,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: lastVerifiedSync
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: queuedObjects
+      type:
+        scalar: numeric
 - name: com.github.supportstack.supportstack.api.v1alpha1.SecretKeyReference
   map:
     fields:

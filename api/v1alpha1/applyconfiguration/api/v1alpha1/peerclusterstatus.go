@@ -34,7 +34,7 @@ type PeerClusterStatusApplyConfiguration struct {
 	Reachable *bool `json:"reachable,omitempty"`
 	// LastContact is when the peer last answered.
 	LastContact *v1.Time `json:"lastContact,omitempty"`
-	// Conditions: Reachable.
+	// Conditions: Ready, with a reason a human can act on.
 	Conditions []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 

@@ -22,9 +22,20 @@ package v1alpha1
 // with apply.
 //
 // ReplicationSpec names the peer cluster of a replicated tenant.
+//
+// A tenant with replication is either a home (created by a human) or the standby of a home (created by the home
+// cluster's operator in the peer cluster, with standbyOf set). The home's operator keeps the standby's spec equal
+// to the home's; both sides run a full stack and replicate their buckets to each other.
 type ReplicationSpecApplyConfiguration struct {
-	// Peer is the name of the PeerCluster that holds the standby copy.
+	// Peer is the name of the PeerCluster that holds the other copy: on a home, the cluster of its standby; on a
+	// standby, its home cluster.
 	Peer *string `json:"peer,omitempty"`
+	// StandbyOf marks a standby: the name of its home cluster. The home cluster's operator sets it on the tenant
+	// it mirrors into this cluster; do not set it by hand.
+	StandbyOf *string `json:"standbyOf,omitempty"`
+	// KeepStandby leaves the standby (and its copy of the data) in the peer cluster when this home tenant is
+	// deleted. By default deleting the home deletes its standby.
+	KeepStandby *bool `json:"keepStandby,omitempty"`
 }
 
 // ReplicationSpecApplyConfiguration constructs a declarative configuration of the ReplicationSpec type for use with
@@ -38,5 +49,21 @@ func ReplicationSpec() *ReplicationSpecApplyConfiguration {
 // If called multiple times, the Peer field is set to the value of the last call.
 func (b *ReplicationSpecApplyConfiguration) WithPeer(value string) *ReplicationSpecApplyConfiguration {
 	b.Peer = &value
+	return b
+}
+
+// WithStandbyOf sets the StandbyOf field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the StandbyOf field is set to the value of the last call.
+func (b *ReplicationSpecApplyConfiguration) WithStandbyOf(value string) *ReplicationSpecApplyConfiguration {
+	b.StandbyOf = &value
+	return b
+}
+
+// WithKeepStandby sets the KeepStandby field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the KeepStandby field is set to the value of the last call.
+func (b *ReplicationSpecApplyConfiguration) WithKeepStandby(value bool) *ReplicationSpecApplyConfiguration {
+	b.KeepStandby = &value
 	return b
 }

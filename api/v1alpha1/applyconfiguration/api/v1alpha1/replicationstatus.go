@@ -25,12 +25,22 @@ import (
 // ReplicationStatusApplyConfiguration represents a declarative configuration of the ReplicationStatus type for use
 // with apply.
 //
-// ReplicationStatus reports replication to the peer.
+// ReplicationStatus reports replication between this cluster's copy and the peer's. Each cluster's operator
+// reports what reaches its copy and what leaves it.
 type ReplicationStatusApplyConfiguration struct {
-	// LagSeconds is the age of the newest heartbeat seen on the peer.
+	// LagSeconds is how long the peer's writes take to reach this cluster's copy, measured by the peer's
+	// heartbeat (written there every few seconds, read here with MinIO's proxying off). It grows while nothing
+	// arrives.
 	LagSeconds *int64 `json:"lagSeconds,omitempty"`
-	// FailedObjects is the number of objects that failed to replicate.
+	// FailedObjects is the number of versions that failed to replicate to the peer in the last hour, as MinIO
+	// counts them.
 	FailedObjects *int64 `json:"failedObjects,omitempty"`
+	// QueuedObjects is the number of versions in MinIO's replication queue to the peer.
+	QueuedObjects *int64 `json:"queuedObjects,omitempty"`
+	// Backlog is the number of versions in this copy that the last diff found not yet on the peer.
+	Backlog *int64 `json:"backlog,omitempty"`
+	// CatchUp reports the operator driving a backlog across after the peer was unreachable.
+	CatchUp *CatchUpStatusApplyConfiguration `json:"catchUp,omitempty"`
 	// LastVerifiedSync is when both sides were last verified to hold the same versions.
 	LastVerifiedSync *v1.Time `json:"lastVerifiedSync,omitempty"`
 	// LastFailover records the last time traffic moved to the other site.
@@ -56,6 +66,30 @@ func (b *ReplicationStatusApplyConfiguration) WithLagSeconds(value int64) *Repli
 // If called multiple times, the FailedObjects field is set to the value of the last call.
 func (b *ReplicationStatusApplyConfiguration) WithFailedObjects(value int64) *ReplicationStatusApplyConfiguration {
 	b.FailedObjects = &value
+	return b
+}
+
+// WithQueuedObjects sets the QueuedObjects field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the QueuedObjects field is set to the value of the last call.
+func (b *ReplicationStatusApplyConfiguration) WithQueuedObjects(value int64) *ReplicationStatusApplyConfiguration {
+	b.QueuedObjects = &value
+	return b
+}
+
+// WithBacklog sets the Backlog field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Backlog field is set to the value of the last call.
+func (b *ReplicationStatusApplyConfiguration) WithBacklog(value int64) *ReplicationStatusApplyConfiguration {
+	b.Backlog = &value
+	return b
+}
+
+// WithCatchUp sets the CatchUp field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CatchUp field is set to the value of the last call.
+func (b *ReplicationStatusApplyConfiguration) WithCatchUp(value *CatchUpStatusApplyConfiguration) *ReplicationStatusApplyConfiguration {
+	b.CatchUp = value
 	return b
 }
 
