@@ -16,13 +16,17 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/peer"
+	"github.com/supportstack/supportstack/controllers/replication"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -50,6 +54,22 @@ type Options struct {
 	SiteCheckInterval, SiteRetryInterval time.Duration
 	// MaxConcurrentReconciles overrides tenant.DefaultMaxConcurrentReconciles.
 	MaxConcurrentReconciles int
+
+	// ClusterName names this cluster to its peers: the standbys this operator mirrors say they are the standby
+	// of it, and the peers' PeerClusters leading here carry this name.
+	ClusterName string
+	// PeerURL maps URLs of the PeerClusters' storageURLTemplate to addresses; nil uses them as they are.
+	PeerURL replication.PeerURLResolver
+	// Replication tunes the replication monitor (heartbeats, checks, catch-up).
+	Replication replication.MonitorOptions
+	// PeerInterval overrides how often each peer cluster is probed (peer.DefaultInterval).
+	PeerInterval time.Duration
+	// LagThreshold overrides replication.DefaultLagThreshold.
+	LagThreshold time.Duration
+
+	// SkipNameValidation lets several operators run in one process, one per control plane (the two-cluster
+	// harness and demo): controller names are otherwise unique per process.
+	SkipNameValidation bool
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
@@ -96,6 +116,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// The operator does nothing a second replica must not see half-done: release the Lease at once on
 		// shutdown so a rollout hands over in seconds.
 		LeaderElectionReleaseOnCancel: true,
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
@@ -130,5 +151,50 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up %s controller: %w", tenant.ControllerName, err)
 	}
+	if err := setupReplication(mgr, o, storage, monitor); err != nil {
+		return nil, err
+	}
 	return mgr, nil
+}
+
+// setupReplication adds the PeerCluster controller with its registry of peer clients, the replication monitor
+// and the replication controller.
+func setupReplication(mgr ctrl.Manager, o Options, storage tenant.StorageResolver, sites *sitemonitor.Monitor) error {
+	recorder := mgr.GetEventRecorder("supportstack-operator")
+	registry := peer.NewRegistry(o.ClusterName)
+	pr := &peer.Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Registry:  registry,
+		Recorder:  recorder,
+		Interval:  o.PeerInterval,
+	}
+	if err := pr.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up %s controller: %w", peer.ControllerName, err)
+	}
+	mo := o.Replication
+	mo.Recorder = recorder
+	mo.BucketReady = replication.BucketReady(sites)
+	monitor := replication.NewMonitor(mo)
+	if err := mgr.Add(monitor); err != nil {
+		return fmt.Errorf("add the replication monitor: %w", err)
+	}
+	rr := &replication.Reconciler{
+		Client:                  client.WithFieldOwner(mgr.GetClient(), naming.FieldOwner),
+		APIReader:               mgr.GetAPIReader(),
+		ClusterName:             o.ClusterName,
+		Registry:                registry,
+		Monitor:                 monitor,
+		Sites:                   sites,
+		Storage:                 storage,
+		PeerURL:                 o.PeerURL,
+		Recorder:                recorder,
+		ResyncPeriod:            o.ResyncPeriod,
+		LagThreshold:            o.LagThreshold,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if err := rr.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up %s controller: %w", replication.ControllerName, err)
+	}
+	return nil
 }

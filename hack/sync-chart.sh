@@ -4,6 +4,7 @@
 #   config/crd/bases/*.yaml        -> charts/supportstack/crds/ (Helm installs crds/ itself)
 #   the rules of config/rbac/role.yaml -> charts/supportstack/files/manager-rbac-rules.yaml (the ClusterRole
 #                                     template includes it)
+#   the rules of config/peer-access/role.yaml -> charts/supportstack/files/peer-rbac-rules.yaml (peerAccess)
 # `make manifests` runs it after controller-gen. Idempotent: a second run changes nothing. test/install fails when
 # the chart's copies are stale.
 set -euo pipefail
@@ -36,19 +37,22 @@ for f in "${crds[@]}"; do
 	cmp -s "${f}" "${dst}" 2>/dev/null || cp "${f}" "${dst}"
 done
 
-# RBAC: every line after the top-level "rules:" line of the generated ClusterRole.
-if ! grep -q '^rules:[[:space:]]*$' "${ROLE}"; then
-	echo "sync-chart: ${ROLE} has no top-level 'rules:' list" >&2
-	exit 1
-fi
+# RBAC: every line after the top-level "rules:" line of a ClusterRole, without comments.
 mkdir -p "${CHART}/files"
-rules="${CHART}/files/manager-rbac-rules.yaml"
-tmp="$(mktemp)"
-trap 'rm -f "${tmp}"' EXIT
-awk 'found { print } /^rules:[[:space:]]*$/ { found = 1 }' "${ROLE}" >"${tmp}"
-if cmp -s "${tmp}" "${rules}" 2>/dev/null; then
-	rm -f "${tmp}"
-else
-	mv "${tmp}" "${rules}"
-	chmod 0644 "${rules}"
-fi
+copy_rules() {
+	local role="$1" rules="$2" tmp
+	if ! grep -q '^rules:[[:space:]]*$' "${role}"; then
+		echo "sync-chart: ${role} has no top-level 'rules:' list" >&2
+		exit 1
+	fi
+	tmp="$(mktemp)"
+	awk 'found && !/^[[:space:]]*#/ { print } /^rules:[[:space:]]*$/ { found = 1 }' "${role}" >"${tmp}"
+	if cmp -s "${tmp}" "${rules}" 2>/dev/null; then
+		rm -f "${tmp}"
+	else
+		mv "${tmp}" "${rules}"
+		chmod 0644 "${rules}"
+	fi
+}
+copy_rules "${ROLE}" "${CHART}/files/manager-rbac-rules.yaml"
+copy_rules "${ROOT}/config/peer-access/role.yaml" "${CHART}/files/peer-rbac-rules.yaml"

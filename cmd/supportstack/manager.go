@@ -8,9 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/supportstack/supportstack/controllers/peer"
+	"github.com/supportstack/supportstack/controllers/replication"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
 	"github.com/supportstack/supportstack/controllers"
@@ -42,6 +45,11 @@ func (f *operatorFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&f.opts.SiteCheckInterval, "storage-check-interval", sitemonitor.DefaultInterval, "how often each tenant's MinIO is checked while healthy")
 	fs.DurationVar(&f.opts.SiteRetryInterval, "storage-retry-interval", sitemonitor.DefaultRetryInterval, "how often each tenant's MinIO is checked while failing")
 	fs.IntVar(&f.opts.MaxConcurrentReconciles, "max-concurrent-reconciles", tenant.DefaultMaxConcurrentReconciles, "how many tenants are reconciled at once")
+	fs.StringVar(&f.opts.ClusterName, "cluster-name", "", "name of this cluster to its peers (DNS label): the name of the PeerCluster in each peer that leads back here; needed to replicate tenants")
+	fs.DurationVar(&f.opts.PeerInterval, "peer-check-interval", peer.DefaultInterval, "how often each peer cluster's API server is probed and its kubeconfig Secret read again")
+	fs.DurationVar(&f.opts.Replication.HeartbeatInterval, "heartbeat-interval", replication.DefaultHeartbeatInterval, "how often each replicated tenant's copy writes its heartbeat")
+	fs.DurationVar(&f.opts.Replication.ProbeInterval, "heartbeat-probe-interval", replication.DefaultProbeInterval, "how often each replicated tenant's copy reads the peer's heartbeat (the lag's resolution)")
+	fs.DurationVar(&f.opts.LagThreshold, "lag-threshold", replication.DefaultLagThreshold, "replication lag above which a tenant's Replicating condition turns False")
 	f.zap.BindFlags(fs)
 }
 
@@ -67,6 +75,12 @@ func runManager(ctx context.Context, args []string) error {
 	if f.opts.ResyncPeriod < time.Second || f.opts.SiteCheckInterval < 100*time.Millisecond || f.opts.SiteRetryInterval < 100*time.Millisecond {
 		return fmt.Errorf("--resync-period must be at least 1s and the storage check intervals at least 100ms")
 	}
+	if f.opts.ClusterName != "" && !isDNSLabel(f.opts.ClusterName) {
+		return fmt.Errorf("--cluster-name %q must be a DNS label: lowercase letters, digits and '-', at most 63", f.opts.ClusterName)
+	}
+	if f.opts.Replication.HeartbeatInterval < 100*time.Millisecond || f.opts.Replication.ProbeInterval < 50*time.Millisecond {
+		return fmt.Errorf("--heartbeat-interval must be at least 100ms and --heartbeat-probe-interval at least 50ms")
+	}
 	if f.opts.MaxConcurrentReconciles < 1 {
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", f.opts.MaxConcurrentReconciles)
 	}
@@ -79,6 +93,11 @@ func runManager(ctx context.Context, args []string) error {
 		return err
 	}
 	ctrl.Log.WithName("setup").Info("Starting operator", "version", version,
-		"watchNamespaces", f.opts.WatchNamespaces, "leaderElection", f.opts.LeaderElection)
+		"watchNamespaces", f.opts.WatchNamespaces, "leaderElection", f.opts.LeaderElection, "clusterName", f.opts.ClusterName)
 	return mgr.Start(ctx)
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label, as PeerCluster names of replicated tenants must be.
+func isDNSLabel(s string) bool {
+	return len(validation.IsDNS1123Label(s)) == 0
 }

@@ -75,7 +75,7 @@ func (c Config) children(t *v1alpha1.SupportTenant, w world) []child {
 		newChild("StatefulSet", &appsv1.StatefulSet{ObjectMeta: om(naming.MinIO(t.Name))},
 			c.minioStatefulSet(t), extractStatefulSet),
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Ingest(t.Name))},
-			c.ingestDeployment(t, w.scale), appsv1ac.ExtractDeployment),
+			c.ingestDeployment(t, w), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Ingest(t.Name))},
 			webService(t, naming.Ingest(t.Name), naming.ComponentIngest), corev1ac.ExtractService),
 		newChild("HorizontalPodAutoscaler", &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: om(naming.Ingest(t.Name))},
@@ -83,7 +83,7 @@ func (c Config) children(t *v1alpha1.SupportTenant, w world) []child {
 		newChild("PodDisruptionBudget", &policyv1.PodDisruptionBudget{ObjectMeta: om(naming.Ingest(t.Name))},
 			ingestDisruptionBudget(t), policyv1ac.ExtractPodDisruptionBudget),
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Dashboard(t.Name))},
-			c.dashboardDeployment(t), appsv1ac.ExtractDeployment),
+			c.dashboardDeployment(t, w.peer), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Dashboard(t.Name))},
 			webService(t, naming.Dashboard(t.Name), naming.ComponentDashboard), corev1ac.ExtractService),
 	)

@@ -85,6 +85,13 @@ func secretEnv(t *v1alpha1.SupportTenant, name, key string) *corev1ac.EnvVarAppl
 			corev1ac.SecretKeySelector().WithName(naming.CredentialsSecret(t.Name)).WithKey(key)))
 }
 
+// sharedEnv reads an environment variable from a replicated tenant's shared Secret.
+func sharedEnv(t *v1alpha1.SupportTenant, name, key string) *corev1ac.EnvVarApplyConfiguration {
+	return corev1ac.EnvVar().WithName(name).
+		WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.SecretKeySelector().WithName(naming.SharedSecret(t.Name)).WithKey(key)))
+}
+
 // resources renders the tenant's override or the given defaults.
 func resources(override *corev1.ResourceRequirements, cpu, memory, memoryLimit string) *corev1ac.ResourceRequirementsApplyConfiguration {
 	r := corev1.ResourceRequirements{

@@ -15,7 +15,7 @@ import (
 func TestDisplayNameCannotExpandSecrets(t *testing.T) {
 	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"},
 		Spec: v1alpha1.SupportTenantSpec{DisplayName: "Acme $(STORAGE_SECRET_KEY) & $$ Co"}}
-	d := Config{ClusterDomain: "cluster.local"}.dashboardDeployment(tn)
+	d := Config{ClusterDomain: "cluster.local"}.dashboardDeployment(tn, nil)
 	require.Contains(t, d.Spec.Template.Spec.Containers[0].Args, "--display-name=Acme $$(STORAGE_SECRET_KEY) & $$$$ Co")
 }
 

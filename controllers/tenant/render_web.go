@@ -63,22 +63,54 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 					WithVolumes(tmpVolume()))))
 }
 
-// storageArgs are the flags with which ingest and dashboard find the tenant's storage.
-func (c Config) storageArgs(t *v1alpha1.SupportTenant) []string {
+// storageArgs are the flags with which ingest and dashboard find the tenant's storage: this cluster's MinIO,
+// then, for a replicated tenant, the peer's, reached through its PeerCluster's storageURLTemplate.
+func (c Config) storageArgs(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) []string {
+	endpoints := []string{c.storageEndpoint(t)}
+	if replicated(t, peer) {
+		endpoints = append(endpoints, peer.StorageURL(t.Namespace, t.Name))
+	}
 	return webserver.StorageConfig{
 		ListenAddress: "$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
 		Tenant:        t.Name,
 		Bucket:        naming.BucketName,
-		Endpoints:     []string{c.storageEndpoint(t)},
+		Endpoints:     endpoints,
 	}.Args()
 }
 
+// replicated reports whether t's data plane spans both copies: it has replication and its PeerCluster exists.
+func replicated(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) bool {
+	return t.Spec.Replication != nil && peer != nil
+}
+
 // storageCredentialEnv hands the storage credentials to a pod through the environment, never through args,
-// which anyone who can read the Deployment would see.
+// which anyone who can read the Deployment would see. A replicated tenant's pods use the data-plane user of the
+// shared Secret, which exists in both copies' MinIO and may only read and write the tenant's objects; the root
+// credentials of a MinIO never leave its cluster.
 func storageCredentialEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfiguration {
+	if t.Spec.Replication != nil {
+		return []*corev1ac.EnvVarApplyConfiguration{
+			sharedEnv(t, webserver.EnvStorageAccessKey, naming.SharedKeyDataPlaneUser),
+			sharedEnv(t, webserver.EnvStorageSecretKey, naming.SharedKeyDataPlanePassword),
+		}
+	}
 	return []*corev1ac.EnvVarApplyConfiguration{
 		secretEnv(t, webserver.EnvStorageAccessKey, naming.SecretKeyRootUser),
 		secretEnv(t, webserver.EnvStorageSecretKey, naming.SecretKeyRootPassword),
+	}
+}
+
+// agentSecretEnv hands ingest what agents' credentials hang on: the enrollment token and the signing key. Both
+// copies of a replicated tenant take them from the shared Secret, so that a device enrolled in one cluster is
+// accepted by the other.
+func agentSecretEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfiguration {
+	env := secretEnv
+	if t.Spec.Replication != nil {
+		env = sharedEnv
+	}
+	return []*corev1ac.EnvVarApplyConfiguration{
+		env(t, "ENROLLMENT_TOKEN", naming.SecretKeyEnrollmentToken),
+		env(t, "SIGNING_KEY", naming.SecretKeySigningKey),
 	}
 }
 
@@ -92,14 +124,17 @@ type ingestScale struct {
 }
 
 // ingestDeployment renders the ingest service.
-func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, scale ingestScale) *appsv1ac.DeploymentApplyConfiguration {
-	args := append([]string{"ingest"}, c.storageArgs(t)...)
-	// Agents learn where to send from enrollment and /v1/endpoints: this cluster's public ingest URL.
-	args = append(args, "--ingest-endpoints="+c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure))
-	env := append(storageCredentialEnv(t),
-		secretEnv(t, "ENROLLMENT_TOKEN", naming.SecretKeyEnrollmentToken),
-		secretEnv(t, "SIGNING_KEY", naming.SecretKeySigningKey))
-	return c.webDeployment(t, naming.ComponentIngest, ingestReplicas(t, scale), args, env,
+func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, w world) *appsv1ac.DeploymentApplyConfiguration {
+	args := append([]string{"ingest"}, c.storageArgs(t, w.peer)...)
+	// Agents learn where to send from enrollment and /v1/endpoints: this cluster's public ingest URL, then the
+	// peer's, where they go when this whole cluster is unreachable.
+	ingestURLs := []string{c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure)}
+	if replicated(t, w.peer) {
+		ingestURLs = append(ingestURLs, w.peer.IngestURL(t.Namespace, t.Name))
+	}
+	args = append(args, "--ingest-endpoints="+strings.Join(ingestURLs, ","))
+	env := append(storageCredentialEnv(t), agentSecretEnv(t)...)
+	return c.webDeployment(t, naming.ComponentIngest, ingestReplicas(t, w.scale), args, env,
 		resources(t.Spec.Ingest.Resources, "100m", "64Mi", "256Mi"))
 }
 
@@ -123,8 +158,8 @@ func ingestReplicas(t *v1alpha1.SupportTenant, s ingestScale) *int32 {
 }
 
 // dashboardDeployment renders the web dashboard.
-func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant) *appsv1ac.DeploymentApplyConfiguration {
-	args := append([]string{"dashboard"}, c.storageArgs(t)...)
+func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) *appsv1ac.DeploymentApplyConfiguration {
+	args := append([]string{"dashboard"}, c.storageArgs(t, peer)...)
 	// The kubelet expands $(VAR) in args from the container's env, which holds the storage credentials: the
 	// name is the customer's text and must stay text.
 	args = append(args, "--display-name="+strings.ReplaceAll(t.Spec.DisplayName, "$", "$$"))

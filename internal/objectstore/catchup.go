@@ -25,8 +25,10 @@ type ObjectVersion struct {
 }
 
 // Unreplicated lists up to limit versions of the bucket that MinIO has not replicated to the target arn, and
-// counts all of them. MinIO walks its own copy only. Unversioned prefixes are not replicated and not counted.
-func Unreplicated(ctx context.Context, adm *madmin.AdminClient, bucket, arn string, limit int) ([]ObjectVersion, int, error) {
+// counts all of them: the ones that failed, and the ones still pending that were written before notBefore — a
+// version written a moment ago is in flight, not behind. MinIO walks its own copy only. Unversioned prefixes are
+// not replicated and not counted.
+func Unreplicated(ctx context.Context, adm *madmin.AdminClient, bucket, arn string, limit int, notBefore time.Time) ([]ObjectVersion, int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops MinIO's walk when the caller gives up
 	var out []ObjectVersion
@@ -37,6 +39,9 @@ func Unreplicated(ctx context.Context, adm *madmin.AdminClient, bucket, arn stri
 		}
 		if isHeartbeat(d.Object) {
 			continue // superseded every few seconds; a missing old one is no backlog
+		}
+		if d.ReplicationStatus != string(minio.ReplicationStatusFailed) && d.LastModified.After(notBefore) {
+			continue
 		}
 		total++
 		if len(out) < limit {

@@ -208,7 +208,7 @@ func TestTwoWayReplication(t *testing.T) {
 		require.NoError(t, west.srv.Restart())
 		// What MinIO could not replicate is listed by the diff; reading it re-queues it.
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			versions, total, err := Unreplicated(ctx, east.adm, replBucket, eastARN, 10000)
+			versions, total, err := Unreplicated(ctx, east.adm, replBucket, eastARN, 10000, time.Now())
 			if !assert.NoError(c, err) {
 				return
 			}

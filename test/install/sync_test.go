@@ -76,6 +76,17 @@ func TestChartRBACRulesInSync(t *testing.T) {
 	var rules []rbacv1.PolicyRule
 	require.NoError(t, yaml.UnmarshalStrict(got, &rules))
 	require.Equal(t, generatedRules(t), rules, staleHint)
+
+	// The peer-access role (written by hand, with comments the copy drops).
+	peerRole := &rbacv1.ClusterRole{}
+	data, err := os.ReadFile(path(t, "config", "peer-access", "role.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.UnmarshalStrict(data, peerRole))
+	got, err = os.ReadFile(path(t, "charts", "supportstack", "files", "peer-rbac-rules.yaml"))
+	require.NoError(t, err, staleHint)
+	rules = nil
+	require.NoError(t, yaml.UnmarshalStrict(got, &rules))
+	require.Equal(t, peerRole.Rules, rules, "charts/supportstack/files/peer-rbac-rules.yaml: "+staleHint)
 }
 
 // TestSyncChartScript runs hack/sync-chart.sh on a copy of the repository's inputs: it reproduces the chart's
@@ -85,11 +96,12 @@ func TestSyncChartScript(t *testing.T) {
 	require.NoError(t, err, "hack/sync-chart.sh needs bash")
 
 	root := t.TempDir()
-	for _, dir := range []string{"hack", "config/crd/bases", "config/rbac", "charts/supportstack/crds"} {
+	for _, dir := range []string{"hack", "config/crd/bases", "config/rbac", "config/peer-access", "charts/supportstack/crds"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, dir), 0o755))
 	}
 	copyFile(t, path(t, "hack", "sync-chart.sh"), filepath.Join(root, "hack", "sync-chart.sh"))
 	copyFile(t, path(t, "config", "rbac", "role.yaml"), filepath.Join(root, "config", "rbac", "role.yaml"))
+	copyFile(t, path(t, "config", "peer-access", "role.yaml"), filepath.Join(root, "config", "peer-access", "role.yaml"))
 	for name := range yamlFiles(t, path(t, "config", "crd", "bases")) {
 		copyFile(t, path(t, "config", "crd", "bases", name), filepath.Join(root, "config", "crd", "bases", name))
 	}

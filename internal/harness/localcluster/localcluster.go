@@ -122,6 +122,20 @@ func (c *Cluster) UserConfig(name string, groups ...string) (*rest.Config, error
 	return u.Config(), nil
 }
 
+// UserKubeconfig returns a kubeconfig that authenticates as the named user with the groups (a client
+// certificate), for handing to another process or cluster: a peer's PeerCluster Secret.
+func (c *Cluster) UserKubeconfig(name string, groups ...string) ([]byte, error) {
+	u, err := c.env.AddUser(envtest.User{Name: name, Groups: groups}, c.Config)
+	if err != nil {
+		return nil, fmt.Errorf("add user %s: %w", name, err)
+	}
+	kubeconfig, err := u.KubeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig of user %s: %w", name, err)
+	}
+	return kubeconfig, nil
+}
+
 // Stop stops the controller manager, kube-apiserver and etcd.
 func (c *Cluster) Stop() error {
 	var errs []error
