@@ -153,7 +153,7 @@ func (r *Runner) containerCommand(ctx context.Context, refs *refs, meta *podMeta
 	// exactly once afterwards: a local path must never be rewritten again
 	// when the StateDir happens to lie under a mountPath such as /tmp.
 	rewrite := func(s string) (string, error) {
-		s, err := rewriteServices(s, resolve)
+		s, err := r.rewriteNames(ctx, s, resolve)
 		if err != nil {
 			return "", err
 		}

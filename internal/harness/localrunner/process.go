@@ -41,7 +41,9 @@ type process struct {
 	cmd      *exec.Cmd // the running command, nil between runs
 	starts   int       // number of successful starts, so probes notice restarts
 	stopping bool
-	stopCh   chan struct{} // closed by stop
+	// held is non-nil while the process is held down (Runner.Hold): it is not restarted until the channel closes.
+	held   chan struct{}
+	stopCh chan struct{} // closed by stop
 	done     chan struct{} // closed when supervise returns
 }
 
@@ -71,6 +73,17 @@ func (p *process) supervise() {
 		if p.isStopping() {
 			return
 		}
+		if held := p.heldCh(); held != nil {
+			p.log.Info("Container held down")
+			select {
+			case <-p.stopCh:
+				return
+			case <-held:
+			}
+			p.log.Info("Container released")
+			backoff = initialBackoff
+			continue
+		}
 		if time.Since(started) > stableRun {
 			backoff = initialBackoff
 		}
@@ -89,6 +102,35 @@ func (p *process) supervise() {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (p *process) heldCh() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
+// hold kills the process and keeps it from restarting until release.
+func (p *process) hold() {
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// release lets a held process start again.
+func (p *process) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
 	}
 }
 
@@ -121,7 +163,7 @@ func (p *process) runOnce() error {
 	defer runtime.UnlockOSThread()
 
 	p.mu.Lock()
-	if p.stopping {
+	if p.stopping || p.held != nil {
 		p.mu.Unlock()
 		return nil
 	}

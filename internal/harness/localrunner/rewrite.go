@@ -20,7 +20,12 @@ type serviceRef struct {
 // optional :port. Boundaries are checked by hand (Go's regexp has no
 // lookaround) so that a longer name such as <pod>.<svc>.<ns>.svc or
 // <svc>.<ns>.svc.example.com is left alone.
-var serviceHost = regexp.MustCompile(`([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.svc(?:\.cluster\.local)?(?::([0-9]{1,5}))?`)
+var serviceHost = hostPattern(`svc(?:\.cluster\.local)?`)
+
+// hostPattern matches <svc>.<ns>.<suffix> with an optional :port.
+func hostPattern(suffix string) *regexp.Regexp {
+	return regexp.MustCompile(`([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.` + suffix + `(?::([0-9]{1,5}))?`)
+}
 
 // rewriteServices replaces every in-cluster Service name in s by what resolve
 // returns for it (a loopback host, with the target port when the reference had
@@ -30,9 +35,23 @@ func rewriteServices(s string, resolve func(serviceRef) (string, error)) (string
 	if !strings.Contains(s, ".svc") {
 		return s, nil
 	}
+	return rewriteHosts(s, serviceHost, resolve)
+}
+
+// rewritePeerServices replaces every name <svc>.<ns>.<suffix> in s, where suffix names a peer plane (see
+// Runner.AddPeer), by what resolve returns for the Service in that plane.
+func rewritePeerServices(s, suffix string, resolve func(serviceRef) (string, error)) (string, error) {
+	if !strings.Contains(s, "."+suffix) {
+		return s, nil
+	}
+	return rewriteHosts(s, hostPattern(regexp.QuoteMeta(suffix)), resolve)
+}
+
+// rewriteHosts replaces every match of re (a hostPattern) in s by what resolve returns for it.
+func rewriteHosts(s string, re *regexp.Regexp, resolve func(serviceRef) (string, error)) (string, error) {
 	var b strings.Builder
 	last := 0
-	for _, m := range serviceHost.FindAllStringSubmatchIndex(s, -1) {
+	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
 		start, end := m[0], m[1]
 		if start > 0 && isHostByte(s[start-1]) {
 			continue

@@ -87,3 +87,27 @@ func TestRewritePath(t *testing.T) {
 		})
 	}
 }
+
+func TestRewritePeerServices(t *testing.T) {
+	resolve := func(ref serviceRef) (string, error) {
+		if ref.Namespace+"/"+ref.Name != "tenant-acme/acme-minio" {
+			return "", waitf("service %s/%s not found", ref.Namespace, ref.Name)
+		}
+		return fmt.Sprintf("127.42.1.3:%d", ref.Port+1), nil
+	}
+	tests := map[string]struct{ in, want string }{
+		"peer URL":                  {in: "http://acme-minio.tenant-acme.west.test:9000", want: "http://127.42.1.3:9001"},
+		"own and peer in a list":    {in: "http://a.b.svc:9000,http://acme-minio.tenant-acme.west.test:9000", want: "http://a.b.svc:9000,http://127.42.1.3:9001"},
+		"another plane is left":     {in: "http://acme-minio.tenant-acme.east.test:9000", want: "http://acme-minio.tenant-acme.east.test:9000"},
+		"longer suffix is left":     {in: "http://acme-minio.tenant-acme.west.test.example:9000", want: "http://acme-minio.tenant-acme.west.test.example:9000"},
+		"pod of a Service is left":  {in: "x.acme-minio.tenant-acme.west.test:9000", want: "x.acme-minio.tenant-acme.west.test:9000"},
+		"http implies 80 in a peer": {in: "http://acme-minio.tenant-acme.west.test", want: "http://127.42.1.3:81"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := rewritePeerServices(tc.in, "west.test", resolve)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

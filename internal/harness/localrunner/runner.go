@@ -63,6 +63,7 @@ type Runner struct {
 
 	mu     sync.Mutex
 	pods   map[workloadKey]map[int32]*pod
+	peers  map[string]PeerResolver // by DNS suffix, see AddPeer
 	closed bool
 }
 

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/planes"
+	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// runDemoOnTwoPlanes starts two local clusters, east and west, each with its operator and its local workload
+// runner, joined by PeerClusters; applies the sample tenant in east, replicated to west; and shows a question
+// asked through east's ingest arriving in west's copy.
+func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.SupportTenant) error {
+	log := ctrl.Log.WithName("demo")
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	dir := filepath.Join(f.stateDir, "planes")
+	// The control planes start empty, so the tenant gets new credentials: MinIO data left by an earlier demo
+	// could not be opened with them.
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clear the previous demo: %w", err)
+	}
+	// Two operators share this process: the harness turns their metrics and health endpoints off.
+	opts := f.opts
+	env, err := planes.Start(planes.Options{SupportstackBin: self, Operator: opts, Dir: dir, CRDDir: f.crds}, "east", "west")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			log.Error(err, "Stopping the planes")
+		}
+	}()
+	east, west := env.Plane("east"), env.Plane("west")
+	kubectl := "kubectl"
+	if p, err := localbin.ControlPlaneDir(); err == nil {
+		kubectl = filepath.Join(p, "kubectl")
+	}
+	fmt.Printf("Two local clusters are up, each with its operator; east's PeerCluster leads to west and west's to east.\n")
+	for _, p := range []*planes.Plane{east, west} {
+		fmt.Printf("  %s: export KUBECONFIG=%s   (%s get supporttenants,peerclusters -A)\n", p.Name, absPath(p.Cluster.Kubeconfig), kubectl)
+	}
+
+	if sample.Spec.Replication == nil {
+		sample.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: "west"}
+	}
+	if err := applySample(ctx, east.Admin, sample); err != nil {
+		return err
+	}
+	key := client.ObjectKeyFromObject(sample)
+	start := time.Now()
+	for _, p := range []*planes.Plane{east, west} {
+		if err := waitConditions(ctx, p.Admin, key, v1alpha1.ConditionReady, v1alpha1.ConditionReplicating); err != nil {
+			return ignoreCanceled(err)
+		}
+		role := "home"
+		if p == west {
+			role = "standby"
+		}
+		fmt.Printf("%s: tenant %s (%s) is Ready and replicating %s after apply\n", p.Name, key, role, time.Since(start).Round(time.Millisecond))
+	}
+	for _, p := range []*planes.Plane{east, west} {
+		if addr, err := p.Runner.ServiceAddress(key.Namespace, naming.Dashboard(key.Name), 80); err == nil {
+			fmt.Printf("%s dashboard: http://%s/   status page: http://%s/status\n", p.Name, addr, addr)
+		}
+	}
+	if err := showReplicatedQuestion(ctx, f.stateDir, east, west, key); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		fmt.Printf("Could not show a question travelling from east to west: %v\n", err)
+	}
+	fmt.Println("Press Ctrl-C to stop.")
+	<-ctx.Done()
+	fmt.Println("Stopping. Logs and data stay in", dir, "until the next demo.")
+	return nil
+}
+
+// showReplicatedQuestion enrolls an agent with east's ingest, asks a question, lets the agent deliver it and
+// waits until west's copy of the bucket holds it; then prints how to run an agent by hand.
+func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *planes.Plane, key client.ObjectKey) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	agentBin := filepath.Join(filepath.Dir(self), "supportstack-agent")
+	if _, err := os.Stat(agentBin); err != nil {
+		return fmt.Errorf("no agent next to this binary (make demo builds it): %w", err)
+	}
+	ingest, err := east.Runner.ServiceAddress(key.Namespace, naming.Ingest(key.Name), 80)
+	if err != nil {
+		return err
+	}
+	shared := &corev1.Secret{}
+	if err := east.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.SharedSecret(key.Name)}, shared); err != nil {
+		return err
+	}
+	tokenFile := absPath(filepath.Join(stateDir, "enrollment-token"))
+	if err := os.WriteFile(tokenFile, shared.Data[naming.SecretKeyEnrollmentToken], 0o600); err != nil {
+		return err
+	}
+	agentDir := absPath(filepath.Join(stateDir, "agent"))
+	if err := os.RemoveAll(agentDir); err != nil {
+		return err
+	}
+	agent := func(args ...string) (string, error) {
+		out, err := exec.CommandContext(ctx, agentBin, append(args, "--state-dir", agentDir)...).CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("supportstack-agent %s: %w: %s", args[0], err, out)
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if _, err := agent("enroll", "--url", "http://"+ingest, "--token-file", tokenFile); err != nil {
+		return err
+	}
+	out, err := agent("ask", "Asked in east: can west read this?")
+	if err != nil {
+		return err
+	}
+	question, _, _ := strings.Cut(out, " ")
+	status, err := agent("status", "--json")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Enrollment struct {
+			DeviceID string `json:"deviceId"`
+		} `json:"enrollment"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		return fmt.Errorf("read the agent's status: %w", err)
+	}
+	device := st.Enrollment.DeviceID
+	asked := time.Now()
+	daemon := exec.CommandContext(ctx, agentBin, "run", "--state-dir", agentDir)
+	daemon.Stdout, daemon.Stderr = io.Discard, io.Discard
+	if err := daemon.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = daemon.Process.Kill()
+		_ = daemon.Wait()
+	}()
+
+	westStore, err := rootClient(ctx, west, key)
+	if err != nil {
+		return err
+	}
+	object := protocol.QuestionKey(device, question)
+	var body []byte
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		opts := minio.GetObjectOptions{}
+		opts.Internal.ReplicationProxyRequest = "false"
+		obj, err := westStore.GetObject(ctx, naming.BucketName, object, opts)
+		if err != nil {
+			return false, nil
+		}
+		defer obj.Close()
+		if body, err = io.ReadAll(obj); err != nil {
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("question %s did not reach west: %w", question, err)
+	}
+	fmt.Printf("A question asked through east's ingest is in west's copy of the bucket %s later: %s\n  %s\n",
+		time.Since(asked).Round(time.Millisecond), object, strings.TrimSpace(string(body)))
+	fmt.Printf("An agent on this machine (it knows both clusters' ingest and moves to west when east is gone):\n"+
+		"  %s run --state-dir %s\n  %s ask --state-dir %s \"Why is my PC slow?\"\n", agentBin, agentDir, agentBin, agentDir)
+	return nil
+}
+
+// rootClient reaches a plane's copy of the tenant's bucket with its MinIO's root credentials.
+func rootClient(ctx context.Context, p *planes.Plane, key client.ObjectKey) (*minio.Client, error) {
+	secret := &corev1.Secret{}
+	if err := p.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.CredentialsSecret(key.Name)}, secret); err != nil {
+		return nil, err
+	}
+	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
+	if err != nil {
+		return nil, err
+	}
+	return objectstore.NewFailFastClient(objectstore.Endpoint{URL: "http://" + addr,
+		AccessKey: string(secret.Data[naming.SecretKeyRootUser]), SecretKey: string(secret.Data[naming.SecretKeyRootPassword])})
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
