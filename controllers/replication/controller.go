@@ -86,7 +86,7 @@ type Reconciler struct {
 
 // SetupWithManager registers the controller. It reconciles replicated tenants when their spec changes, when
 // their shared or credentials Secret changes, when their standby changes in the peer cluster, and when the
-// monitor's snapshot changes.
+// replication monitor's or the site monitor's snapshot changes.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.PeerURL == nil {
 		r.PeerURL = func(_ *v1alpha1.PeerCluster, url string) (string, error) { return url, nil }
@@ -98,6 +98,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(),
 			&v1alpha1.SupportTenant{}, handler.OnlyControllerOwner())).
 		WatchesRawSource(source.Channel(r.Monitor.Events(), &handler.EnqueueRequestForObject{})).
+		// This copy's storage coming up (or going down) changes what is registered with the monitor.
+		WatchesRawSource(source.Channel(r.Sites.Events(), &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Channel(r.Registry.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles)}).
 		Complete(r)

@@ -281,6 +281,7 @@ type worker struct {
 	catchUpWant bool
 	catchUpDue  time.Time
 	catchUpBusy chan bool // non-nil while a catch-up runs; yields whether to retry soon
+	peerBack    time.Time // when the peer last came back
 }
 
 func newWorker(m *Monitor, key types.NamespacedName, t Target) *worker {
@@ -506,6 +507,8 @@ func (w *worker) check(ctx context.Context) time.Duration {
 	if (prev.PeerHealthErr != nil || !prev.PeerChecked) && healthErr == nil ||
 		prev.Configured && !prev.TargetOnline && next.TargetOnline {
 		w.catchUpWant = true
+		// Whatever was written until now and is not on the peer is backlog, however recent.
+		w.peerBack = time.Now()
 	}
 	if prev.PeerChecked && (prev.PeerHealthErr == nil) != (healthErr == nil) {
 		if healthErr != nil {
@@ -514,7 +517,8 @@ func (w *worker) check(ctx context.Context) time.Duration {
 			w.event(corev1.EventTypeNormal, "PeerStorageReachable", "The peer's storage answers again")
 		}
 	}
-	if healthErr != nil || stateErr != nil {
+	if healthErr != nil || stateErr != nil || next.Configured && !next.TargetOnline {
+		// Until MinIO itself sees the peer again (its own check runs every few seconds), nothing crosses.
 		return w.m.o.RetryInterval
 	}
 	return w.m.o.CheckInterval
@@ -542,7 +546,7 @@ func (w *worker) maybeCatchUp(ctx context.Context, now time.Time) {
 		}
 	}
 	s := w.snapshot()
-	if !s.Configured || s.PeerHealthErr != nil || !s.PeerChecked {
+	if !s.Configured || s.PeerHealthErr != nil || !s.PeerChecked || !s.TargetOnline {
 		return
 	}
 	if !w.catchUpWant && now.Before(w.catchUpDue) {
@@ -552,7 +556,8 @@ func (w *worker) maybeCatchUp(ctx context.Context, now time.Time) {
 	w.catchUpDue = now.Add(w.m.o.DiffInterval)
 	busy := make(chan bool, 1)
 	w.catchUpBusy = busy
-	go func() { busy <- w.catchUp(ctx, s.ARN) }()
+	peerBack := w.peerBack
+	go func() { busy <- w.catchUp(ctx, s.ARN, peerBack) }()
 }
 
 func (w *worker) waitCatchUp() {
@@ -563,19 +568,25 @@ func (w *worker) waitCatchUp() {
 
 // catchUp drives what MinIO has not replicated to the peer across, then verifies both copies. It reports
 // whether it should be tried again soon (it failed, the peer went away, or the copies still differ). A catch-up
-// stays open in the snapshot, with its start and re-queue count, until a verification closes it.
-func (w *worker) catchUp(ctx context.Context, arn string) (retry bool) {
+// stays open in the snapshot, with its start and re-queue count, until a verification closes it. A version still
+// pending counts as backlog when it was written before peerBack (the peer's return) or long enough ago not to be
+// in flight.
+func (w *worker) catchUp(ctx context.Context, arn string, peerBack time.Time) (retry bool) {
 	o := w.m.o
 	last, stuck, rounds := -1, 0, 0
 	var finalDiff time.Time
 	for ; ; rounds++ {
-		if s := w.snapshot(); s.PeerHealthErr != nil {
+		if s := w.snapshot(); s.PeerHealthErr != nil || !s.TargetOnline {
 			w.update(func(s *Snapshot) { s.CatchUp = v1alpha1.CatchUpIdle })
 			return true // nothing can cross now; the peer's return starts the next round
 		}
 		diffStarted := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-		versions, total, err := objectstore.Unreplicated(dctx, w.adm, w.target.Bucket, arn, o.RequeueLimit, diffStarted.Add(-inFlight))
+		notBefore := diffStarted.Add(-inFlight)
+		if peerBack.After(notBefore) {
+			notBefore = peerBack
+		}
+		versions, total, err := objectstore.Unreplicated(dctx, w.adm, w.target.Bucket, arn, o.RequeueLimit, notBefore)
 		cancel()
 		if err != nil {
 			w.log.Info("Replication diff failed", "error", err.Error())
@@ -583,7 +594,7 @@ func (w *worker) catchUp(ctx context.Context, arn string) (retry bool) {
 			return true
 		}
 		if total == 0 {
-			finalDiff = diffStarted.Add(-inFlight)
+			finalDiff = notBefore
 			w.update(func(s *Snapshot) { s.Backlog = 0 })
 			break
 		}
@@ -591,10 +602,13 @@ func (w *worker) catchUp(ctx context.Context, arn string) (retry bool) {
 			w.log.Info("Catching up: versions not yet on the peer", "backlog", total)
 			w.event(corev1.EventTypeNormal, "CatchUpStarted", "%d versions are not yet on the peer: driving them across", total)
 		}
-		if last >= 0 && total >= last {
-			stuck++
-		} else {
+		// Re-queue at first and whenever MinIO stopped making progress; while the backlog shrinks, MinIO is
+		// busy with what was queued, and queueing it again would only crowd its queue.
+		progress := last >= 0 && total < last
+		if progress {
 			stuck = 0
+		} else if last >= 0 {
+			stuck++
 		}
 		last = total
 		phase := v1alpha1.CatchUpRequeueing
@@ -607,18 +621,20 @@ func (w *worker) catchUp(ctx context.Context, arn string) (retry bool) {
 			}
 			s.Backlog, s.CatchUp = int64(total), phase
 		})
-		n, err := w.drive(ctx, arn, phase, versions, total)
-		requeuedTotal.WithLabelValues(w.key.Namespace, w.key.Name, w.target.Role).Add(float64(n))
-		w.update(func(s *Snapshot) { s.Requeued += int64(n) })
-		if err != nil {
-			w.log.Info("Driving the backlog failed", "error", err.Error())
-			w.update(func(s *Snapshot) { s.CatchUp = v1alpha1.CatchUpIdle })
-			return true
+		if !progress {
+			n, err := w.drive(ctx, arn, phase, versions, total)
+			requeuedTotal.WithLabelValues(w.key.Namespace, w.key.Name, w.target.Role).Add(float64(n))
+			w.update(func(s *Snapshot) { s.Requeued += int64(n) })
+			if err != nil {
+				w.log.Info("Driving the backlog failed", "error", err.Error())
+				w.update(func(s *Snapshot) { s.CatchUp = v1alpha1.CatchUpIdle })
+				return true
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(o.RetryInterval / 2):
+		case <-time.After(o.RetryInterval):
 		}
 	}
 	w.update(func(s *Snapshot) {

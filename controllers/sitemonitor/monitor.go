@@ -84,9 +84,11 @@ type Snapshot struct {
 
 // Monitor checks the registered targets until its context ends. Create it with New.
 type Monitor struct {
-	o      Options
-	events chan event.GenericEvent
-	wake   chan struct{}
+	o Options
+	// subscribers get every event; each controller that watches the monitor has its own channel.
+	subMu       sync.Mutex
+	subscribers []chan event.GenericEvent
+	wake        chan struct{}
 
 	mu      sync.Mutex
 	entries map[types.NamespacedName]*entry
@@ -119,12 +121,19 @@ func New(o Options) *Monitor {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}
 	}
-	return &Monitor{o: o, events: make(chan event.GenericEvent, 1024), wake: make(chan struct{}, 1),
+	return &Monitor{o: o, wake: make(chan struct{}, 1),
 		entries: map[types.NamespacedName]*entry{}}
 }
 
-// Events delivers a tenant whenever its snapshot changed.
-func (m *Monitor) Events() <-chan event.GenericEvent { return m.events }
+// Events returns a new channel that delivers a tenant whenever its snapshot changed; call it once per watching
+// controller.
+func (m *Monitor) Events() <-chan event.GenericEvent {
+	ch := make(chan event.GenericEvent, 1024)
+	m.subMu.Lock()
+	m.subscribers = append(m.subscribers, ch)
+	m.subMu.Unlock()
+	return ch
+}
 
 // Set registers or updates a target; a new or changed one is checked at once. It makes no requests.
 func (m *Monitor) Set(key types.NamespacedName, t Target) {
@@ -327,11 +336,15 @@ func (m *Monitor) publish(j job, healthErr error, bucketDone bool, bucketErr err
 	obj := e.target.Object
 	m.mu.Unlock()
 	if changed && obj != nil {
-		select {
-		case m.events <- event.GenericEvent{Object: obj}:
-		default:
-			log.Log.WithName("sitemonitor").Info("Event queue full: the tenant is reconciled at its next resync", "tenant", j.key)
+		m.subMu.Lock()
+		for _, ch := range m.subscribers {
+			select {
+			case ch <- event.GenericEvent{Object: obj}:
+			default:
+				log.Log.WithName("sitemonitor").Info("Event queue full: the tenant is reconciled at its next resync", "tenant", j.key)
+			}
 		}
+		m.subMu.Unlock()
 	}
 }
 

@@ -9,20 +9,28 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 )
 
-func start(t *testing.T, o Options) *Monitor {
+// watched is a started monitor and the events it sends a watching controller.
+type watched struct {
+	*Monitor
+	events <-chan event.GenericEvent
+}
+
+func start(t *testing.T, o Options) watched {
 	t.Helper()
 	m := New(o)
+	events := m.Events()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Start(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	return m
+	return watched{Monitor: m, events: events}
 }
 
 func tenant(name string) *v1alpha1.SupportTenant {
@@ -30,12 +38,12 @@ func tenant(name string) *v1alpha1.SupportTenant {
 }
 
 // waitEvent waits for the monitor to ask for a reconcile of the named tenant.
-func waitEvent(t *testing.T, m *Monitor, name string) {
+func waitEvent(t *testing.T, m watched, name string) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
 		select {
-		case ev := <-m.Events():
+		case ev := <-m.events:
 			if ev.Object.GetName() == name {
 				return
 			}

@@ -41,17 +41,23 @@ func (c Config) minioStatefulSet(t *v1alpha1.SupportTenant) *appsv1ac.StatefulSe
 		pvc.Spec.WithStorageClassName(*t.Spec.Storage.StorageClassName)
 	}
 
+	env := []*corev1ac.EnvVarApplyConfiguration{
+		podIPEnv(),
+		secretEnv(t, "MINIO_ROOT_USER", naming.SecretKeyRootUser),
+		secretEnv(t, "MINIO_ROOT_PASSWORD", naming.SecretKeyRootPassword),
+		// The console is not exposed; the operator and the tenant's services speak S3 only.
+		corev1ac.EnvVar().WithName("MINIO_BROWSER").WithValue("off"),
+	}
+	if t.Spec.Replication != nil {
+		// After an outage the backlog is driven across by re-queueing it: MinIO's "fast" replication priority
+		// gives it the most workers to carry it.
+		env = append(env, corev1ac.EnvVar().WithName("MINIO_API_REPLICATION_PRIORITY").WithValue("fast"))
+	}
 	container := corev1ac.Container().
 		WithName("minio").
 		WithImage(image).
 		WithArgs(c.minioArgs(t)...).
-		WithEnv(
-			podIPEnv(),
-			secretEnv(t, "MINIO_ROOT_USER", naming.SecretKeyRootUser),
-			secretEnv(t, "MINIO_ROOT_PASSWORD", naming.SecretKeyRootPassword),
-			// The console is not exposed; the operator and the tenant's services speak S3 only.
-			corev1ac.EnvVar().WithName("MINIO_BROWSER").WithValue("off"),
-		).
+		WithEnv(env...).
 		WithPorts(corev1ac.ContainerPort().WithName("s3").WithContainerPort(naming.MinIOPort).WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(httpProbe("/minio/health/ready", "s3", 5, 3)).
 		WithLivenessProbe(httpProbe("/minio/health/live", "s3", 10, 3).WithInitialDelaySeconds(10)).

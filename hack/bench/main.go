@@ -6,7 +6,9 @@
 //     (b) the storage limit: the same records as 2,000-record gzip objects from 8 writers;
 //   - the agent's spool append rate with the fsync policy the agent uses;
 //   - the agent's memory while idle and while draining a backlog, and its drain rate (when the agent binary
-//     is given).
+//     is given);
+//   - replication between two local clusters (replication.go): time to a replicated tenant, lag under load
+//     next to what the product reports, and the catch-up of a backlog.
 //
 // Run it with `make bench`.
 package main
@@ -49,12 +51,14 @@ type options struct {
 	duration     time.Duration
 	agents       int
 	// The soak and the herd (soak.go, herd.go).
-	soakAgents int
-	outage     time.Duration
-	herdAgents int
-	herdOutage time.Duration
-	enrolls    int
-	only       string
+	soakAgents  int
+	outage      time.Duration
+	herdAgents  int
+	herdOutage  time.Duration
+	enrolls     int
+	backlog     int
+	lagDuration time.Duration
+	only        string
 }
 
 func main() {
@@ -68,7 +72,9 @@ func main() {
 	flag.IntVar(&o.herdAgents, "herd-agents", 1000, "simulated agents returning after an outage")
 	flag.DurationVar(&o.herdOutage, "herd-outage", 30*time.Second, "how long MinIO is down for the herd")
 	flag.IntVar(&o.enrolls, "enrolls", 10000, "enrollments sent at once in the enrollment storm")
-	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak or herd")
+	flag.IntVar(&o.backlog, "backlog", 10000, "versions written while the peer is cut off, for the catch-up figures")
+	flag.DurationVar(&o.lagDuration, "lag-duration", time.Minute, "how long the replication lag is measured under load")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd or replication")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -81,7 +87,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if os.Getenv("BENCH_KEEP") == "" {
+		defer os.RemoveAll(work)
+	} else {
+		fmt.Println("Keeping", work)
+	}
 	ctx := context.Background()
 	srv, mc, err := startSite(ctx, work)
 	if err != nil {
@@ -139,6 +149,11 @@ func run(o options) error {
 	}
 	if part("herd") {
 		if err := herdFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if part("replication") {
+		if err := replicationFigures(ctx, o, work); err != nil {
 			return err
 		}
 	}
@@ -214,11 +229,11 @@ func perfRecord(seq uint64, t time.Time) protocol.Record {
 	return protocol.Record{Seq: seq, Kind: protocol.KindPerf, Time: t, Data: json.RawMessage(data)}
 }
 
-func enrollDevice(ctx context.Context, url string) (protocol.EnrollResponse, error) {
+func enrollDevice(ctx context.Context, url, token string) (protocol.EnrollResponse, error) {
 	var er protocol.EnrollResponse
 	body, _ := json.Marshal(protocol.EnrollRequest{Hostname: "bench", OS: "linux", AgentVersion: "bench"})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+protocol.PathEnroll, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer bench-token")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return er, err
@@ -255,7 +270,7 @@ func ingestThroughput(ctx context.Context, url string, o options) (float64, erro
 	deadline := time.Now().Add(o.duration)
 	start := time.Now()
 	for range o.agents {
-		er, err := enrollDevice(ctx, url)
+		er, err := enrollDevice(ctx, url, "bench-token")
 		if err != nil {
 			return 0, err
 		}

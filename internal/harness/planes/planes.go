@@ -115,6 +115,12 @@ func Start(o Options, names ...string) (_ *Env, err error) {
 	if o.SupportstackBin == "" {
 		return nil, errors.New("planes: SupportstackBin is required")
 	}
+	// The runners start processes in folders of their own: relative paths would not lead to the binaries.
+	for _, p := range []*string{&o.SupportstackBin, &o.MinIOBin} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
 	if o.Dir == "" {
 		if o.Dir, err = os.MkdirTemp("", "supportstack-planes-"); err != nil {
 			return nil, err
