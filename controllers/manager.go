@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -128,6 +129,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 
+	if err := peer.IndexTenants(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("index tenants by peer: %w", err)
+	}
 	storage := o.Storage
 	if storage == nil {
 		storage = tenant.ServiceResolver{Config: o.Tenant}

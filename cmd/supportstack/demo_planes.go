@@ -22,7 +22,6 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/naming"
-	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -163,7 +162,7 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 		_ = daemon.Wait()
 	}()
 
-	westStore, err := rootClient(ctx, west, key)
+	westStore, err := west.RootStorage(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -190,20 +189,6 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 	fmt.Printf("An agent on this machine (it knows both clusters' ingest and moves to west when east is gone):\n"+
 		"  %s run --state-dir %s\n  %s ask --state-dir %s \"Why is my PC slow?\"\n", agentBin, agentDir, agentBin, agentDir)
 	return nil
-}
-
-// rootClient reaches a plane's copy of the tenant's bucket with its MinIO's root credentials.
-func rootClient(ctx context.Context, p *planes.Plane, key client.ObjectKey) (*minio.Client, error) {
-	secret := &corev1.Secret{}
-	if err := p.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.CredentialsSecret(key.Name)}, secret); err != nil {
-		return nil, err
-	}
-	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
-	if err != nil {
-		return nil, err
-	}
-	return objectstore.NewFailFastClient(objectstore.Endpoint{URL: "http://" + addr,
-		AccessKey: string(secret.Data[naming.SecretKeyRootUser]), SecretKey: string(secret.Data[naming.SecretKeyRootPassword])})
 }
 
 func ignoreCanceled(err error) error {

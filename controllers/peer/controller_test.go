@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,7 +65,7 @@ func TestPeerClusterConditions(t *testing.T) {
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 
 	// The identity the peer's admin hands over: bound to the supportstack-peer ClusterRole there.
-	bind(t, remoteAdmin, filepath.Join(root, "config", "peer-access", "role.yaml"), "peer-operator")
+	require.NoError(t, remote.BindClusterRole(filepath.Join(root, "config", "peer-access", "role.yaml"), "peer-operator"))
 	good, err := remote.UserKubeconfig("peer-operator")
 	require.NoError(t, err)
 	unbound, err := remote.UserKubeconfig("nobody-bound-me")
@@ -153,7 +152,7 @@ func TestPeerClusterConditions(t *testing.T) {
 		return promtest.Value(t, metrics.Registry, "supportstack_peer_client_builds_total", map[string]string{"peer": "good"})
 	}
 	before := builds()
-	bind(t, remoteAdmin, filepath.Join(root, "config", "peer-access", "role.yaml"), "peer-operator-2")
+	require.NoError(t, remote.BindClusterRole(filepath.Join(root, "config", "peer-access", "role.yaml"), "peer-operator-2"))
 	rotated, err := remote.UserKubeconfig("peer-operator-2")
 	require.NoError(t, err)
 	setKubeconfig(t, admin, "good", rotated)
@@ -184,24 +183,6 @@ func withCRDs() *runtime.Scheme {
 	s := controllers.Scheme()
 	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	return s
-}
-
-// bind binds the ClusterRole of a manifest to user.
-func bind(t *testing.T, c client.Client, manifest, user string) {
-	t.Helper()
-	ctx := context.Background()
-	data, err := os.ReadFile(manifest)
-	require.NoError(t, err)
-	role := &rbacv1.ClusterRole{}
-	require.NoError(t, yaml.Unmarshal(data, role))
-	if err := c.Create(ctx, role); err != nil {
-		require.NoError(t, client.IgnoreAlreadyExists(err))
-	}
-	require.NoError(t, c.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name + "-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}))
 }
 
 // withCA returns kubeconfig with another cluster's CA.

@@ -101,16 +101,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// This copy's storage coming up (or going down) changes what is registered with the monitor.
 		WatchesRawSource(source.Channel(r.Sites.Events(), &handler.EnqueueRequestForObject{})).
 		WatchesRawSource(source.Channel(r.Registry.Events(), &handler.EnqueueRequestForObject{})).
+		// A PeerCluster that connects (or fails) changes what its tenants can do.
+		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(peer.TenantsOf(r.Client))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.MaxConcurrentReconciles, DefaultMaxConcurrentReconciles)}).
 		Complete(r)
 }
 
-func (r *Reconciler) resyncPeriod() time.Duration {
-	if r.ResyncPeriod > 0 {
-		return r.ResyncPeriod
-	}
-	return DefaultResyncPeriod
-}
+func (r *Reconciler) resyncPeriod() time.Duration { return cmp.Or(r.ResyncPeriod, DefaultResyncPeriod) }
 
 // state is what the steps of one reconcile share.
 type state struct {

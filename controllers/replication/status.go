@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -28,11 +29,23 @@ type replicationStatus struct {
 	Replication v1alpha1.ReplicationStatus
 }
 
-func (r *Reconciler) lagThreshold() time.Duration {
-	if r.LagThreshold > 0 {
-		return r.LagThreshold
+func (r *Reconciler) lagThreshold() time.Duration { return cmp.Or(r.LagThreshold, DefaultLagThreshold) }
+
+// lagResolution is how far the measured lag moves from the one in the status before the status follows, unless it
+// crosses the threshold. A converged tenant's lag wobbles around a second with the machine's load; following each
+// wobble would rewrite the status of every tenant every few seconds. The lag metric has every measurement.
+const lagResolution = 2 * time.Second
+
+// reportedLag is the lag the status shows, in seconds, given the stored one and a measurement.
+func reportedLag(stored *int64, measured, threshold time.Duration) int64 {
+	if stored == nil {
+		return lagSeconds(measured)
 	}
-	return DefaultLagThreshold
+	shown := time.Duration(*stored) * time.Second
+	if (measured > threshold) == (shown > threshold) && (measured-shown).Abs() <= lagResolution {
+		return *stored
+	}
+	return lagSeconds(measured)
 }
 
 // desired computes the replication part of the status from an observation. Timestamps that did not change are
@@ -73,7 +86,11 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 		}
 	}
 
-	lag := lagSeconds(s.Lag)
+	var storedLag *int64
+	if cur.Replication != nil {
+		storedLag = cur.Replication.LagSeconds
+	}
+	lag := reportedLag(storedLag, s.Lag, r.lagThreshold())
 	switch {
 	case o.clusterNameMissing:
 		repl = cond(v1alpha1.ConditionReplicating, false, v1alpha1.ReasonClusterNameMissing,

@@ -116,3 +116,27 @@ func TestDesiredStatus(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestReportedLag(t *testing.T) {
+	const threshold = 30 * time.Second
+	s := func(v int64) *int64 { return &v }
+	tests := []struct {
+		name     string
+		stored   *int64
+		measured time.Duration
+		want     int64
+	}{
+		{"first measurement", nil, 1900 * time.Millisecond, 1},
+		{"a wobble up keeps the status", s(0), 1900 * time.Millisecond, 0},
+		{"a wobble down keeps the status", s(2), 300 * time.Millisecond, 2},
+		{"a move beyond the resolution is followed", s(0), 2100 * time.Millisecond, 2},
+		{"a growing lag is followed", s(3), 9 * time.Second, 9},
+		{"crossing the threshold is followed at once", s(29), 30500 * time.Millisecond, 30},
+		{"coming back under the threshold is followed at once", s(31), 29 * time.Second, 29},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, reportedLag(tc.stored, tc.measured, threshold))
+		})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/controllers/peer"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/internal/naming"
 )
@@ -95,9 +96,6 @@ const DefaultMaxConcurrentReconciles = 4
 // SetupWithManager registers the controller: it reconciles a tenant when its spec changes and when any of its
 // children changes, status included, since the tenant's conditions follow the children's readiness.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := indexPeer(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		return fmt.Errorf("index tenants by peer: %w", err)
-	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.SupportTenant{}, builder.WithPredicates(
@@ -112,7 +110,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		// A PeerCluster's inbound path is part of its tenants' storage NetworkPolicy.
-		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(r.tenantsOfPeer)).
+		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(peer.TenantsOf(r.Client))).
 		// The site monitor's results: MinIO's health and the bucket set-up.
 		WatchesRawSource(source.Channel(r.Monitor.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.maxConcurrentReconciles()}).
@@ -124,33 +122,6 @@ func (r *Reconciler) maxConcurrentReconciles() int {
 		return r.MaxConcurrentReconciles
 	}
 	return DefaultMaxConcurrentReconciles
-}
-
-// peerIndex indexes tenants by the PeerCluster they replicate to.
-const peerIndex = "spec.replication.peer"
-
-// indexPeer registers the index by which a PeerCluster finds its tenants.
-func indexPeer(ctx context.Context, indexer client.FieldIndexer) error {
-	return indexer.IndexField(ctx, &v1alpha1.SupportTenant{}, peerIndex, func(o client.Object) []string {
-		if t := o.(*v1alpha1.SupportTenant); t.Spec.Replication != nil {
-			return []string{t.Spec.Replication.Peer}
-		}
-		return nil
-	})
-}
-
-// tenantsOfPeer maps a PeerCluster to the tenants that replicate to it.
-func (r *Reconciler) tenantsOfPeer(ctx context.Context, peer client.Object) []reconcile.Request {
-	var list v1alpha1.SupportTenantList
-	if err := r.List(ctx, &list, client.MatchingFields{peerIndex: peer.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "Cannot list the tenants of a PeerCluster", "peerCluster", peer.GetName())
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, t := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
-	}
-	return out
 }
 
 // Reconcile runs the steps that converge one tenant, then writes its status once.

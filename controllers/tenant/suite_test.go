@@ -14,13 +14,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/controllers"
@@ -122,26 +119,9 @@ func runSuite(m *testing.M) int {
 
 // operatorConfig binds the generated ClusterRole to a new user and returns that user's config.
 func operatorConfig(rolePath string) (*rest.Config, error) {
-	data, err := os.ReadFile(rolePath)
-	if err != nil {
-		return nil, fmt.Errorf("read operator role: %w", err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(data, role); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", rolePath, err)
-	}
 	const user = "supportstack-operator-under-test"
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}
-	ctx := context.Background()
-	if err := k8s.Create(ctx, role); err != nil {
-		return nil, fmt.Errorf("create operator role: %w", err)
-	}
-	if err := k8s.Create(ctx, binding); err != nil {
-		return nil, fmt.Errorf("bind operator role: %w", err)
+	if err := cluster.BindClusterRole(rolePath, user); err != nil {
+		return nil, err
 	}
 	return cluster.UserConfig(user)
 }

@@ -81,8 +81,8 @@ func replicationFigures(ctx context.Context, o options, work string) error {
 		fmt.Printf("    %-50s p50 %5.2f s  p90 %5.2f s  p99 %5.2f s  max %5.2f s\n", what, quantile(v, 0.5), quantile(v, 0.9),
 			quantile(v, 0.99), quantile(v, 1))
 	}
-	line("batch acknowledged in east → listed in west:", lag.product)
-	line("MinIO's own: written in east's MinIO → listed in west:", lag.minio)
+	line("batch acknowledged in east → readable in west:", lag.product)
+	line("MinIO's own: created in east's MinIO → readable in west:", lag.minio)
 	fmt.Printf("    %-50s p50 %5.2f s  p99 %5.2f s  (%d heartbeats; ×%.2f and ×%.2f of MinIO's)\n",
 		"what the product reports (heartbeat canary):", lag.reported.quantile(0.5), lag.reported.quantile(0.99), lag.reported.count,
 		lag.reported.quantile(0.5)/quantile(lag.minio, 0.5), lag.reported.quantile(0.99)/quantile(lag.minio, 0.99))
@@ -159,11 +159,11 @@ func lagUnderLoad(ctx context.Context, east, west *planes.Plane, key client.Obje
 	if err := east.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.SharedSecret(key.Name)}, shared); err != nil {
 		return lagFigures{}, err
 	}
-	westStore, err := rootClient(ctx, west, key)
+	westStore, err := west.RootStorage(ctx, key)
 	if err != nil {
 		return lagFigures{}, err
 	}
-	eastStore, err := rootClient(ctx, east, key)
+	eastStore, err := east.RootStorage(ctx, key)
 	if err != nil {
 		return lagFigures{}, err
 	}
@@ -421,11 +421,11 @@ func quantile(sorted []float64, q float64) float64 {
 // catchUpFigures writes a backlog into east while the clusters cannot see each other, lets them see each other
 // again and measures how fast the backlog reaches west and when both copies' versioned listings match.
 func catchUpFigures(ctx context.Context, env *planes.Env, east, west *planes.Plane, key client.ObjectKey, n int) error {
-	eastStore, err := rootClient(ctx, east, key)
+	eastStore, err := east.RootStorage(ctx, key)
 	if err != nil {
 		return err
 	}
-	westStore, err := rootClient(ctx, west, key)
+	westStore, err := west.RootStorage(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -517,18 +517,4 @@ func writeBacklog(ctx context.Context, mc *minio.Client, prefix string, n int) e
 		}
 	}
 	return nil
-}
-
-// rootClient reaches a plane's copy of the tenant's bucket with its MinIO's root credentials.
-func rootClient(ctx context.Context, p *planes.Plane, key client.ObjectKey) (*minio.Client, error) {
-	secret := &corev1.Secret{}
-	if err := p.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.CredentialsSecret(key.Name)}, secret); err != nil {
-		return nil, err
-	}
-	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
-	if err != nil {
-		return nil, err
-	}
-	return objectstore.NewClient(objectstore.Endpoint{URL: "http://" + addr,
-		AccessKey: string(secret.Data[naming.SecretKeyRootUser]), SecretKey: string(secret.Data[naming.SecretKeyRootPassword])})
 }

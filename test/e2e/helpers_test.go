@@ -32,7 +32,6 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/naming"
-	"github.com/supportstack/supportstack/internal/objectstore"
 )
 
 // newReplicatedTenant creates a tenant in a fresh namespace of east that replicates to west, as small as the
@@ -97,12 +96,7 @@ func waitReplicating(t *testing.T, key client.ObjectKey, timeout time.Duration) 
 
 // storage is a plane's copy of a tenant's bucket, reached with the MinIO's root credentials.
 func storage(t require.TestingT, p *planes.Plane, key client.ObjectKey) *minio.Client {
-	secret := &corev1.Secret{}
-	require.NoError(t, p.Admin.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: naming.CredentialsSecret(key.Name)}, secret))
-	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
-	require.NoError(t, err)
-	mc, err := objectstore.NewFailFastClient(objectstore.Endpoint{URL: "http://" + addr,
-		AccessKey: string(secret.Data[naming.SecretKeyRootUser]), SecretKey: string(secret.Data[naming.SecretKeyRootPassword])})
+	mc, err := p.RootStorage(context.Background(), key)
 	require.NoError(t, err)
 	return mc
 }

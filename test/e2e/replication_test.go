@@ -317,11 +317,7 @@ func versions(t require.TestingT, namespace string) map[string]string {
 
 // dataPlane is a plane's copy of the tenant's bucket as ingest reaches it: with the data-plane user.
 func dataPlane(t require.TestingT, p *planes.Plane, key client.ObjectKey) *minio.Client {
-	shared := secretData(t, p, key.Namespace, naming.SharedSecret(key.Name))
-	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
-	require.NoError(t, err)
-	mc, err := objectstore.NewFailFastClient(objectstore.Endpoint{URL: "http://" + addr,
-		AccessKey: string(shared[naming.SharedKeyDataPlaneUser]), SecretKey: string(shared[naming.SharedKeyDataPlanePassword])})
+	mc, err := p.DataPlaneStorage(context.Background(), key)
 	require.NoError(t, err)
 	return mc
 }

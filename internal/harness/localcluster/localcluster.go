@@ -6,6 +6,7 @@
 package localcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -14,8 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 )
@@ -134,6 +141,40 @@ func (c *Cluster) UserKubeconfig(name string, groups ...string) ([]byte, error) 
 		return nil, fmt.Errorf("kubeconfig of user %s: %w", name, err)
 	}
 	return kubeconfig, nil
+}
+
+// BindClusterRole creates the ClusterRole of a manifest (unless it exists) and binds it to the named user, so
+// that a client of that user (UserConfig, UserKubeconfig) holds exactly the role's permissions.
+func (c *Cluster) BindClusterRole(manifest, user string) error {
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", manifest, err)
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.UnmarshalStrict(data, role); err != nil {
+		return fmt.Errorf("parse %s: %w", manifest, err)
+	}
+	s := runtime.NewScheme()
+	if err := rbacv1.AddToScheme(s); err != nil {
+		return err
+	}
+	admin, err := client.New(c.Config, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	ctx := context.Background()
+	if err := admin.Create(ctx, role); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name + "-" + user},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	if err := admin.Create(ctx, binding); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bind ClusterRole %s to %s: %w", role.Name, user, err)
+	}
+	return nil
 }
 
 // Stop stops the controller manager, kube-apiserver and etcd.

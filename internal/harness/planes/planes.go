@@ -16,13 +16,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/controllers"
@@ -31,6 +30,7 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/localrunner"
 	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/objectstore"
 )
 
 // Images the runners map to local binaries.
@@ -201,7 +201,7 @@ func startPlane(root string, o Options, name string) (*Plane, error) {
 func join(root string, a, b *Plane) error {
 	ctx := context.Background()
 	user := "supportstack-peer-" + a.Name
-	if err := bindClusterRole(ctx, b, filepath.Join(root, "config", "peer-access", "role.yaml"), user); err != nil {
+	if err := b.Cluster.BindClusterRole(filepath.Join(root, "config", "peer-access", "role.yaml"), user); err != nil {
 		return err
 	}
 	kubeconfig, err := b.Cluster.UserKubeconfig(user)
@@ -233,7 +233,7 @@ func join(root string, a, b *Plane) error {
 // startOperator runs the plane's operator as a user holding only the generated ClusterRole.
 func startOperator(root string, o Options, p *Plane) error {
 	const user = "supportstack-operator"
-	if err := bindClusterRole(context.Background(), p, filepath.Join(root, "config", "rbac", "role.yaml"), user); err != nil {
+	if err := p.Cluster.BindClusterRole(filepath.Join(root, "config", "rbac", "role.yaml"), user); err != nil {
 		return err
 	}
 	cfg, err := p.Cluster.UserConfig(user)
@@ -262,30 +262,6 @@ func startOperator(root string, o Options, p *Plane) error {
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	p.stopOperator = func() error { cancel(); return <-done }
-	return nil
-}
-
-// bindClusterRole creates the ClusterRole of a manifest (when missing) and binds it to user.
-func bindClusterRole(ctx context.Context, p *Plane, manifest, user string) error {
-	data, err := os.ReadFile(manifest)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", manifest, err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(data, role); err != nil {
-		return fmt.Errorf("parse %s: %w", manifest, err)
-	}
-	if err := p.Admin.Create(ctx, role); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ClusterRole %s: %w", role.Name, err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name + "-" + user},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	}
-	if err := p.Admin.Create(ctx, binding); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("bind ClusterRole %s: %w", role.Name, err)
-	}
 	return nil
 }
 
@@ -321,6 +297,30 @@ func (e *Env) Stop() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RootStorage reaches the plane's copy of a tenant's bucket with its MinIO's root credentials.
+func (p *Plane) RootStorage(ctx context.Context, key client.ObjectKey) (*minio.Client, error) {
+	return p.storage(ctx, key, naming.CredentialsSecret(key.Name), naming.SecretKeyRootUser, naming.SecretKeyRootPassword)
+}
+
+// DataPlaneStorage reaches the plane's copy of a replicated tenant's bucket as its ingest does: with the data-plane
+// user of its shared Secret.
+func (p *Plane) DataPlaneStorage(ctx context.Context, key client.ObjectKey) (*minio.Client, error) {
+	return p.storage(ctx, key, naming.SharedSecret(key.Name), naming.SharedKeyDataPlaneUser, naming.SharedKeyDataPlanePassword)
+}
+
+func (p *Plane) storage(ctx context.Context, key client.ObjectKey, secretName, userKey, passwordKey string) (*minio.Client, error) {
+	secret := &corev1.Secret{}
+	if err := p.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: secretName}, secret); err != nil {
+		return nil, err
+	}
+	addr, err := p.Runner.ServiceAddress(key.Namespace, naming.MinIO(key.Name), naming.MinIOPort)
+	if err != nil {
+		return nil, err
+	}
+	return objectstore.NewFailFastClient(objectstore.Endpoint{URL: "http://" + addr,
+		AccessKey: string(secret.Data[userKey]), SecretKey: string(secret.Data[passwordKey])})
 }
 
 // Config is the admin REST config of the plane.

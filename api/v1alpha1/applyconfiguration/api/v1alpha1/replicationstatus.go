@@ -30,7 +30,8 @@ import (
 type ReplicationStatusApplyConfiguration struct {
 	// LagSeconds is how long the peer's writes take to reach this cluster's copy, measured by the peer's
 	// heartbeat (written there every few seconds, read here with MinIO's proxying off). It grows while nothing
-	// arrives.
+	// arrives. It follows the measurement when that moves by more than 2 seconds or crosses the lag threshold;
+	// the supportstack_replication_lag_seconds metric has every measurement.
 	LagSeconds *int64 `json:"lagSeconds,omitempty"`
 	// FailedObjects is the number of versions that failed to replicate to the peer in the last hour, as MinIO
 	// counts them.
