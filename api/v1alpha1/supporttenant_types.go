@@ -339,9 +339,6 @@ type ReplicationStatus struct {
 	// counts them.
 	// +optional
 	FailedObjects int64 `json:"failedObjects,omitempty"`
-	// QueuedObjects is the number of versions in MinIO's replication queue to the peer.
-	// +optional
-	QueuedObjects int64 `json:"queuedObjects,omitempty"`
 	// Backlog is the number of versions in this copy that the last diff found not yet on the peer.
 	// +optional
 	Backlog *int64 `json:"backlog,omitempty"`

@@ -38,7 +38,12 @@ import (
 // product allows.
 func newReplicatedTenant(t *testing.T, name string, mutate ...func(*v1alpha1.SupportTenant)) *v1alpha1.SupportTenant {
 	t.Helper()
-	ns := localcluster.TestNamespace(t, east.Admin)
+	return createReplicatedTenant(t, localcluster.TestNamespace(t, east.Admin), name, mutate...)
+}
+
+// createReplicatedTenant creates a tenant in an existing namespace of east that replicates to west.
+func createReplicatedTenant(t *testing.T, ns, name string, mutate ...func(*v1alpha1.SupportTenant)) *v1alpha1.SupportTenant {
+	t.Helper()
 	size := resource.MustParse("1Gi")
 	tn := &v1alpha1.SupportTenant{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/harness/promtest"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -101,6 +102,14 @@ func TestReplicatedTenant(t *testing.T) {
 
 	t.Run("a resync of the converged tenant writes nothing to either API server", func(t *testing.T) {
 		waitReplicating(t, key, time.Minute)
+		// A new pair is verified once soon after it is set up (then every 10 minutes): that is a status write
+		// with a reason, so the window starts after it.
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			for _, p := range []*planes.Plane{east, west} {
+				rs := get(t, p, key).Status.Replication
+				assert.True(c, rs != nil && rs.LastVerifiedSync != nil, "%s: not verified yet", p.Name)
+			}
+		}, time.Minute, 250*time.Millisecond)
 		var before map[string]string
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			// Quiet for a while before the window starts: the last catch-up's verification may still be landing.
@@ -108,7 +117,16 @@ func TestReplicatedTenant(t *testing.T) {
 			time.Sleep(2 * resyncPeriod)
 			assert.Equal(c, before, versions(t, key.Namespace))
 		}, time.Minute, time.Second)
+		tenants := func() []v1alpha1.SupportTenant {
+			out := []v1alpha1.SupportTenant{*get(t, east, key), *get(t, west, key)}
+			for i := range out {
+				out[i].ResourceVersion, out[i].ManagedFields = "", nil
+			}
+			return out
+		}
+		tenantsBefore := tenants()
 		time.Sleep(4 * resyncPeriod) // several resyncs of both controllers on both sides, and heartbeats
+		require.Equal(t, tenantsBefore, tenants(), "what was written to the tenants")
 		require.Equal(t, before, versions(t, key.Namespace))
 	})
 
@@ -151,7 +169,8 @@ func TestReplicatedTenant(t *testing.T) {
 			return promtest.Value(t, metrics.Registry, "supportstack_peer_client_builds_total", map[string]string{"peer": "west"})
 		}
 		before := builds()
-		const user = "supportstack-peer-east-rotated"
+		// A name of its own per run, so that the test can run again against the same planes (-count).
+		user := fmt.Sprintf("supportstack-peer-east-rotated-%d", time.Now().UnixNano())
 		require.NoError(t, west.Admin.Create(ctx, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "supportstack-peer-" + user},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "supportstack-peer"},
@@ -166,8 +185,8 @@ func TestReplicatedTenant(t *testing.T) {
 		require.Eventually(t, func() bool { return builds() == before+1 }, 30*time.Second, 100*time.Millisecond)
 
 		// The first identity loses its permissions; mirroring must go on with the new one.
-		require.NoError(t, west.Admin.Delete(ctx, &rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "supportstack-peer-supportstack-peer-east"}}))
+		require.NoError(t, client.IgnoreNotFound(west.Admin.Delete(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "supportstack-peer-supportstack-peer-east"}})))
 		update(t, east, key, func(tn *v1alpha1.SupportTenant) { tn.Spec.DisplayName = "Acme, after the rotation" })
 		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			assert.Equal(c, "Acme, after the rotation", get(t, west, key).Spec.DisplayName)
@@ -260,15 +279,16 @@ func TestReplicatedTenant(t *testing.T) {
 // the home says why it does not replicate.
 func TestStandbyConflict(t *testing.T) {
 	ctx := context.Background()
-	home := newReplicatedTenant(t, "clash", func(tn *v1alpha1.SupportTenant) { tn.Spec.Suspend = true })
-	require.NoError(t, ignoreExists(west.Admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: home.Namespace}})))
+	// The foreign tenant is there first: were it created after the home, the home's operator could have mirrored
+	// its standby in its place already.
+	ns := localcluster.TestNamespace(t, east.Admin)
+	require.NoError(t, ignoreExists(west.Admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})))
 	foreign := &v1alpha1.SupportTenant{
-		ObjectMeta: metav1.ObjectMeta{Namespace: home.Namespace, Name: home.Name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clash"},
 		Spec:       v1alpha1.SupportTenantSpec{DisplayName: "west's own", Suspend: true},
 	}
-	if err := west.Admin.Create(ctx, foreign); err != nil && !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err)
-	}
+	require.NoError(t, west.Admin.Create(ctx, foreign))
+	home := createReplicatedTenant(t, ns, "clash", func(tn *v1alpha1.SupportTenant) { tn.Spec.Suspend = true })
 	key := client.ObjectKeyFromObject(home)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		cond := meta.FindStatusCondition(get(t, east, key).Status.Conditions, v1alpha1.ConditionReplicating)

@@ -224,9 +224,6 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: lastVerifiedSync
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
-    - name: queuedObjects
-      type:
-        scalar: numeric
 - name: com.github.supportstack.supportstack.api.v1alpha1.SecretKeyReference
   map:
     fields:

@@ -36,8 +36,6 @@ type ReplicationStatusApplyConfiguration struct {
 	// FailedObjects is the number of versions that failed to replicate to the peer in the last hour, as MinIO
 	// counts them.
 	FailedObjects *int64 `json:"failedObjects,omitempty"`
-	// QueuedObjects is the number of versions in MinIO's replication queue to the peer.
-	QueuedObjects *int64 `json:"queuedObjects,omitempty"`
 	// Backlog is the number of versions in this copy that the last diff found not yet on the peer.
 	Backlog *int64 `json:"backlog,omitempty"`
 	// CatchUp reports the operator driving a backlog across after the peer was unreachable.
@@ -67,14 +65,6 @@ func (b *ReplicationStatusApplyConfiguration) WithLagSeconds(value int64) *Repli
 // If called multiple times, the FailedObjects field is set to the value of the last call.
 func (b *ReplicationStatusApplyConfiguration) WithFailedObjects(value int64) *ReplicationStatusApplyConfiguration {
 	b.FailedObjects = &value
-	return b
-}
-
-// WithQueuedObjects sets the QueuedObjects field in the declarative configuration to the given value
-// and returns the receiver, so that objects can be built by chaining "With" function invocations.
-// If called multiple times, the QueuedObjects field is set to the value of the last call.
-func (b *ReplicationStatusApplyConfiguration) WithQueuedObjects(value int64) *ReplicationStatusApplyConfiguration {
-	b.QueuedObjects = &value
 	return b
 }
 
