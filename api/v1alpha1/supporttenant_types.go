@@ -226,6 +226,50 @@ type FailoverSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="unhealthyAfter must be between 1s and 1h"
 	// +optional
 	UnhealthyAfter metav1.Duration `json:"unhealthyAfter,omitempty"`
+
+	// HealthyFor is how long local storage must answer again, without a failure, before failing back begins: a
+	// flapping copy does not take the tenant back and forth. Failing back then drives the outage's writes across
+	// and verifies both copies before local storage serves again.
+	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('24h')",message="healthyFor must be between 0s and 24h"
+	// +optional
+	HealthyFor metav1.Duration `json:"healthyFor,omitempty"`
+}
+
+// AnnotationActiveSite, set to "peer" on a replicated tenant, asks for its data plane to be served from the
+// peer's copy: in Manual mode the way to fail over, in both modes a planned switchover. Removing it fails back
+// (after verification).
+const AnnotationActiveSite = "supportstack.io/active-site"
+
+// FailoverState is where a replicated tenant is in the failover cycle.
+// +kubebuilder:validation:Enum=Normal;LocalFailing;AwaitingSwitch;FailedOver;FailingBack;Unavailable
+type FailoverState string
+
+const (
+	FailoverNormal         FailoverState = "Normal"
+	FailoverLocalFailing   FailoverState = "LocalFailing"
+	FailoverAwaitingSwitch FailoverState = "AwaitingSwitch"
+	FailoverFailedOver     FailoverState = "FailedOver"
+	FailoverFailingBack    FailoverState = "FailingBack"
+	FailoverUnavailable    FailoverState = "Unavailable"
+)
+
+// FailoverStatus is the operator's declaration of where a replicated tenant serves from, and why.
+type FailoverStatus struct {
+	// State is Normal, LocalFailing, AwaitingSwitch (Manual mode, waiting for a person), FailedOver,
+	// FailingBack (catching up and verifying before local storage serves again) or Unavailable (neither copy
+	// answers).
+	State FailoverState `json:"state"`
+	// Reason is a CamelCase word for the state.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message says why, for humans.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// FailbackStartedAt is when failing back began; a verification counts only if it began after it.
+	// +optional
+	FailbackStartedAt *metav1.Time `json:"failbackStartedAt,omitempty"`
 }
 
 // TenantPhase summarises the conditions for print columns. It is never read back as input.
@@ -286,6 +330,10 @@ type SupportTenantStatus struct {
 	// Replication reports the state of replication to the peer.
 	// +optional
 	Replication *ReplicationStatus `json:"replication,omitempty"`
+
+	// Failover is where a replicated tenant serves from, and why.
+	// +optional
+	Failover *FailoverStatus `json:"failover,omitempty"`
 }
 
 // TenantEndpoints are the URLs of a tenant's services.
@@ -385,11 +433,25 @@ type CatchUpStatus struct {
 
 // FailoverRecord is one failover.
 type FailoverRecord struct {
-	// At is when the failover happened.
+	// At is when the failover began: when local storage was first seen failing, or when a switchover was made.
 	At metav1.Time `json:"at"`
+	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode) or SwitchedOver
+	// (a planned switchover).
+	// +optional
+	Trigger string `json:"trigger,omitempty"`
+	// DeclaredAt is when the operator declared the failover.
+	// +optional
+	DeclaredAt *metav1.Time `json:"declaredAt,omitempty"`
 	// RTOSeconds is how long writes could not be taken.
 	// +optional
 	RTOSeconds int64 `json:"rtoSeconds,omitempty"`
+	// FailedBackAt is when local storage served again.
+	// +optional
+	FailedBackAt *metav1.Time `json:"failedBackAt,omitempty"`
+	// Verified says the failback came after both copies were verified equal; false when local storage had to
+	// serve again because the peer failed.
+	// +optional
+	Verified bool `json:"verified,omitempty"`
 }
 
 // SupportTenant is a business customer's support workspace: ingest service, MinIO storage and dashboard.
@@ -401,6 +463,7 @@ type FailoverRecord struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Active Site",type=string,JSONPath=`.status.storage.activeSite`
+// +kubebuilder:printcolumn:name="Failover",type=string,JSONPath=`.status.failover.state`,priority=1
 // +kubebuilder:printcolumn:name="Standby Of",type=string,JSONPath=`.spec.replication.standbyOf`
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.replication.peer`,priority=1
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.replication.lagSeconds`,priority=1

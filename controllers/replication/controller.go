@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/controllers/peer"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -135,6 +136,10 @@ type observation struct {
 	monitored      bool
 	localHealthy   bool
 	localChecked   bool
+	localSince     time.Time
+	// failover is where the tenant serves from, decided when failoverDecided.
+	failover        failover.Decision
+	failoverDecided bool
 }
 
 type step func(ctx context.Context, st *state) (*ctrl.Result, error)
@@ -153,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.clearStatus(ctx, t)
 	}
 	st := &state{tenant: t}
-	for _, s := range []step{r.deletionStep, r.peerClusterStep, r.sharedSecretStep, r.mirrorStep, r.monitorStep} {
+	for _, s := range []step{r.deletionStep, r.peerClusterStep, r.sharedSecretStep, r.mirrorStep, r.monitorStep, r.failoverStep} {
 		if result, err := s(ctx, st); result != nil || err != nil {
 			if result == nil {
 				result = &ctrl.Result{}
@@ -164,7 +169,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.writeStatus(ctx, t, st.obs); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: r.resyncPeriod()}, nil
+	next := r.resyncPeriod()
+	if at := st.obs.failover.RecheckAt; st.obs.failoverDecided && !at.IsZero() {
+		next = min(next, max(time.Until(at), 10*time.Millisecond))
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // isHome reports whether t is a home tenant (not a standby).
@@ -199,7 +208,7 @@ func (r *Reconciler) monitorStep(ctx context.Context, st *state) (*ctrl.Result, 
 	t := st.tenant
 	key := client.ObjectKeyFromObject(t)
 	if site, ok := r.Sites.Snapshot(key); ok && site.Checked {
-		st.obs.localChecked, st.obs.localHealthy = true, site.HealthErr == nil
+		st.obs.localChecked, st.obs.localHealthy, st.obs.localSince = true, site.HealthErr == nil, site.Since
 	}
 	if t.Spec.Suspend || st.peerCluster == nil || st.shared == nil {
 		r.Monitor.Forget(key)
@@ -207,8 +216,10 @@ func (r *Reconciler) monitorStep(ctx context.Context, st *state) (*ctrl.Result, 
 	}
 	target, err := r.target(ctx, t, st.peerCluster, st.shared)
 	if err != nil {
+		// A worker already running keeps its target and what it knows: this copy's storage being unreachable
+		// (its Service without a ready pod, say) is exactly when the failover decision needs the peer's view.
 		st.obs.registerErr = err
-		r.Monitor.Forget(key)
+		st.obs.snap, st.obs.monitored = r.Monitor.Snapshot(key)
 		return nil, nil
 	}
 	r.Monitor.Set(key, target)

@@ -39,6 +39,12 @@ var (
 		Name: "supportstack_replication_heartbeat_errors_total",
 		Help: "Failed heartbeat writes and reads in this copy, by operation.",
 	}, []string{"namespace", "tenant", "role", "op"})
+	failoverState = gauge("supportstack_failover_state",
+		"Where the tenant is in the failover cycle: 0 Normal, 1 LocalFailing, 2 AwaitingSwitch, 3 FailedOver, 4 FailingBack, 5 Unavailable.")
+	failoverEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "supportstack_failover_events_total",
+		Help: "Failover decisions by what they changed (FailedOver, FailbackStarted, FailedBack, SwitchedOver, ...).",
+	}, []string{"namespace", "tenant", "role", "event"})
 )
 
 func gauge(name, help string) *prometheus.GaugeVec {
@@ -46,10 +52,10 @@ func gauge(name, help string) *prometheus.GaugeVec {
 }
 
 var gauges = []*prometheus.GaugeVec{lagSecondsGauge, peerStorageUp, targetOnline, configured, failedLastHour, queued,
-	backlogVersions, verifiedAt}
+	backlogVersions, verifiedAt, failoverState}
 
 func init() {
-	metrics.Registry.MustRegister(lagObserved, requeuedTotal, heartbeatErrors)
+	metrics.Registry.MustRegister(lagObserved, requeuedTotal, heartbeatErrors, failoverEvents)
 	for _, g := range gauges {
 		metrics.Registry.MustRegister(g)
 	}
@@ -94,4 +100,5 @@ func forgetMetrics(key types.NamespacedName) {
 	lagObserved.DeletePartialMatch(labels)
 	requeuedTotal.DeletePartialMatch(labels)
 	heartbeatErrors.DeletePartialMatch(labels)
+	failoverEvents.DeletePartialMatch(labels)
 }

@@ -147,6 +147,8 @@ type Snapshot struct {
 	// verification failed.
 	LastVerified time.Time
 	VerifyErr    error
+	// VerifiedThrough is what the last successful verification covered: versions written before it.
+	VerifiedThrough time.Time
 }
 
 // changed reports whether two snapshots differ in what the status shows.
@@ -157,7 +159,8 @@ func (s Snapshot) changed(o Snapshot) bool {
 		s.LagKnown != o.LagKnown || lagSeconds(s.Lag) != lagSeconds(o.Lag) ||
 		s.Backlog != o.Backlog || s.CatchUp != o.CatchUp || !s.CatchUpStarted.Equal(o.CatchUpStarted) ||
 		!s.CatchUpCompleted.Equal(o.CatchUpCompleted) || s.Requeued != o.Requeued ||
-		!s.LastVerified.Equal(o.LastVerified) || errText(s.VerifyErr) != errText(o.VerifyErr)
+		!s.LastVerified.Equal(o.LastVerified) || errText(s.VerifyErr) != errText(o.VerifyErr) ||
+		!s.VerifiedThrough.Equal(o.VerifiedThrough)
 }
 
 func lagSeconds(d time.Duration) int64 { return int64(d / time.Second) }
@@ -233,6 +236,22 @@ func (m *Monitor) Set(key types.NamespacedName, t Target) {
 	}
 }
 
+// VerifyFrom asks the tenant's worker to drive what each copy lacks across and verify both copies, covering
+// every version written before from, until a verification does.
+func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
+	m.mu.Lock()
+	w := m.workers[key]
+	m.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if from.After(w.verifyFrom) {
+		w.verifyFrom = from
+	}
+	w.mu.Unlock()
+}
+
 // Forget stops a tenant's worker.
 func (m *Monitor) Forget(key types.NamespacedName) {
 	m.mu.Lock()
@@ -279,6 +298,10 @@ type worker struct {
 	// Owned by the run loop.
 	lag         lagEstimator
 	catchUpWant bool
+	// verifyFrom asks for a verification covering what was written before it (a failback waits for one);
+	// retryAt holds back the next attempt after a failed one.
+	verifyFrom time.Time
+	retryAt    time.Time
 	catchUpDue  time.Time
 	catchUpBusy chan bool // non-nil while a catch-up runs; yields whether to retry soon
 	peerBack    time.Time // when the peer last came back
@@ -540,6 +563,7 @@ func (w *worker) maybeCatchUp(ctx context.Context, now time.Time) {
 			w.catchUpBusy = nil
 			if retry {
 				w.catchUpDue = now.Add(w.m.o.RetryInterval * 5)
+				w.retryAt = w.catchUpDue
 			}
 		default:
 			return
@@ -549,7 +573,7 @@ func (w *worker) maybeCatchUp(ctx context.Context, now time.Time) {
 	if !s.Configured || s.PeerHealthErr != nil || !s.PeerChecked || !s.TargetOnline {
 		return
 	}
-	if !w.catchUpWant && now.Before(w.catchUpDue) {
+	if !w.catchUpWant && now.Before(w.catchUpDue) && !w.verificationDue(s, now) {
 		return
 	}
 	w.catchUpWant = false
@@ -558,6 +582,16 @@ func (w *worker) maybeCatchUp(ctx context.Context, now time.Time) {
 	w.catchUpBusy = busy
 	peerBack := w.peerBack
 	go func() { busy <- w.catchUp(ctx, s.ARN, peerBack) }()
+}
+
+// verificationDue reports whether a requested verification should start now: none since the request covers it,
+// what was written before the request is no longer in flight (the verification's cutoff lies before every
+// version that may still be), and the last attempt did not just fail.
+func (w *worker) verificationDue(s Snapshot, now time.Time) bool {
+	w.mu.Lock()
+	from := w.verifyFrom
+	w.mu.Unlock()
+	return !from.IsZero() && s.VerifiedThrough.Before(from) && !now.Before(from.Add(inFlight)) && !now.Before(w.retryAt)
 }
 
 func (w *worker) waitCatchUp() {
@@ -643,12 +677,12 @@ func (w *worker) catchUp(ctx context.Context, arn string, peerBack time.Time) (r
 		}
 	})
 	before := w.snapshot()
-	diff, err := w.verify(ctx, finalDiff, before)
+	diff, cutoff, err := w.verify(ctx, finalDiff, before)
 	now := time.Now()
 	w.update(func(s *Snapshot) {
 		s.CatchUp, s.VerifyErr = v1alpha1.CatchUpIdle, err
 		if err == nil {
-			s.LastVerified = now
+			s.LastVerified, s.VerifiedThrough = now, cutoff
 			if open(*s) {
 				s.CatchUpCompleted = now
 			}
@@ -707,19 +741,19 @@ func (w *worker) drive(ctx context.Context, arn string, phase v1alpha1.CatchUpPh
 // reached the peer or is in flight), the newest heartbeat of the peer seen here and the newest of this copy's
 // heartbeats seen at the peer (both directions flow). When a catch-up is open, both heartbeats must have crossed
 // since it started, or the comparison would cover only what was written before the outage.
-func (w *worker) verify(ctx context.Context, finalDiff time.Time, s Snapshot) (objectstore.VersionDiff, error) {
+func (w *worker) verify(ctx context.Context, finalDiff time.Time, s Snapshot) (objectstore.VersionDiff, time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	theirs, err := objectstore.ReadHeartbeat(ctx, w.peer, w.target.Bucket, w.target.Role)
 	if err != nil {
-		return objectstore.VersionDiff{}, fmt.Errorf("read this copy's heartbeat at the peer: %w", err)
+		return objectstore.VersionDiff{}, time.Time{}, fmt.Errorf("read this copy's heartbeat at the peer: %w", err)
 	}
 	ours := s.PeerHeartbeat
 	if ours.IsZero() {
-		return objectstore.VersionDiff{}, errors.New("no heartbeat of the peer has arrived here yet")
+		return objectstore.VersionDiff{}, time.Time{}, errors.New("no heartbeat of the peer has arrived here yet")
 	}
 	if open(s) && (theirs.At.Before(s.CatchUpStarted) || ours.Before(s.CatchUpStarted)) {
-		return objectstore.VersionDiff{}, errors.New("waiting for both copies' heartbeats to cross since the catch-up started")
+		return objectstore.VersionDiff{}, time.Time{}, errors.New("waiting for both copies' heartbeats to cross since the catch-up started")
 	}
 	cutoff := finalDiff
 	for _, t := range []time.Time{theirs.At, ours} {
@@ -729,15 +763,15 @@ func (w *worker) verify(ctx context.Context, finalDiff time.Time, s Snapshot) (o
 	}
 	local, err := objectstore.ListVersions(ctx, w.local, w.target.Bucket)
 	if err != nil {
-		return objectstore.VersionDiff{}, err
+		return objectstore.VersionDiff{}, time.Time{}, err
 	}
 	remote, err := objectstore.ListVersions(ctx, w.peer, w.target.Bucket)
 	if err != nil {
-		return objectstore.VersionDiff{}, fmt.Errorf("at the peer: %w", err)
+		return objectstore.VersionDiff{}, time.Time{}, fmt.Errorf("at the peer: %w", err)
 	}
 	d := objectstore.DiffVersions(local, remote, cutoff)
 	if !d.Empty() {
-		return d, errors.New(d.Describe("here", "at the peer"))
+		return d, time.Time{}, errors.New(d.Describe("here", "at the peer"))
 	}
-	return d, nil
+	return d, cutoff, nil
 }

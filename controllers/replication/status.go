@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/failover"
 	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	conds "github.com/supportstack/supportstack/internal/conditions"
 	"github.com/supportstack/supportstack/internal/naming"
@@ -27,6 +28,7 @@ type replicationStatus struct {
 	Peer        *v1alpha1.SiteHealth
 	ActiveSite  v1alpha1.Site
 	Replication v1alpha1.ReplicationStatus
+	Failover    *v1alpha1.FailoverStatus
 }
 
 func (r *Reconciler) lagThreshold() time.Duration { return cmp.Or(r.LagThreshold, DefaultLagThreshold) }
@@ -72,7 +74,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 		}
 		reach = cond(v1alpha1.ConditionPeerReachable, false, v1alpha1.ReasonPeerClusterNotFound, "%s", msg)
 		repl = cond(v1alpha1.ConditionReplicating, false, v1alpha1.ReasonPeerClusterNotFound, "%s", msg)
-		return replicationStatus{Conditions: []metav1.Condition{reach, repl}, ActiveSite: v1alpha1.SiteLocal}
+		return replicationStatus{Conditions: []metav1.Condition{reach, repl}, ActiveSite: v1alpha1.SiteLocal, Failover: cur.Failover}
 	case o.peerAPIErr != nil:
 		reach = cond(v1alpha1.ConditionPeerReachable, false, v1alpha1.ReasonPeerAPIUnreachable, "%v", o.peerAPIErr)
 	case !o.monitored || !s.PeerChecked:
@@ -129,10 +131,22 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 
 	out := replicationStatus{Conditions: conds.Merge(conds.Select(cur.Conditions, ownedConditions...), []metav1.Condition{reach, repl}, at)}
 	out.ActiveSite = v1alpha1.SiteLocal
-	if o.localChecked && !o.localHealthy && s.PeerChecked && s.PeerHealthErr == nil {
-		// The data plane's breakers send requests to the first healthy endpoint: the peer's, while this
-		// copy's storage fails.
-		out.ActiveSite = v1alpha1.SitePeer
+	if cur.Storage != nil && cur.Storage.ActiveSite != "" {
+		out.ActiveSite = cur.Storage.ActiveSite
+	}
+	out.Failover = cur.Failover
+	var lastFailover *v1alpha1.FailoverRecord
+	if cur.Replication != nil {
+		lastFailover = cur.Replication.LastFailover
+	}
+	if o.failoverDecided {
+		d := o.failover
+		out.ActiveSite = v1alpha1.SiteLocal
+		if d.Active == failover.Peer {
+			out.ActiveSite = v1alpha1.SitePeer
+		}
+		fs, rec := failoverStatus(lastFailover, d, now)
+		out.Failover, lastFailover = &fs, rec
 	}
 	if o.monitored && s.PeerChecked {
 		healthy := s.PeerHealthErr == nil
@@ -141,10 +155,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 			out.Peer.Since = p.Since
 		}
 	}
-	rs := v1alpha1.ReplicationStatus{}
-	if cur.Replication != nil {
-		rs.LastFailover = cur.Replication.LastFailover
-	}
+	rs := v1alpha1.ReplicationStatus{LastFailover: lastFailover}
 	if o.monitored {
 		if s.LagKnown {
 			rs.LagSeconds = &lag
@@ -191,6 +202,7 @@ func stored(t *v1alpha1.SupportTenant) replicationStatus {
 	if t.Status.Replication != nil {
 		out.Replication = *t.Status.Replication
 	}
+	out.Failover = t.Status.Failover
 	return out
 }
 
@@ -234,17 +246,34 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 		repl.WithCatchUp(c)
 	}
 	if lf := rs.LastFailover; lf != nil {
-		repl.WithLastFailover(tenantac.FailoverRecord().WithAt(lf.At).WithRTOSeconds(lf.RTOSeconds))
+		rec := tenantac.FailoverRecord().WithAt(lf.At).WithTrigger(lf.Trigger).WithRTOSeconds(lf.RTOSeconds).WithVerified(lf.Verified)
+		if lf.DeclaredAt != nil {
+			rec.WithDeclaredAt(*lf.DeclaredAt)
+		}
+		if lf.FailedBackAt != nil {
+			rec.WithFailedBackAt(*lf.FailedBackAt)
+		}
+		repl.WithLastFailover(rec)
 	}
 	status := tenantac.SupportTenantStatus().
 		WithConditions(conds.Apply(next.Conditions)...).
 		WithStorage(storage).
 		WithReplication(repl)
+	if f := next.Failover; f != nil {
+		fs := tenantac.FailoverStatus().WithState(f.State).WithReason(f.Reason).WithMessage(f.Message)
+		if f.FailbackStartedAt != nil {
+			fs.WithFailbackStartedAt(*f.FailbackStartedAt)
+		}
+		status.WithFailover(fs)
+	}
 	if err := r.Status().Apply(ctx, tenantac.SupportTenant(t.Name, t.Namespace).WithStatus(status),
 		client.FieldOwner(naming.StatusOwnerReplication), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply replication status: %w", err)
 	}
 	r.recordTransitions(t, before.Conditions, next.Conditions)
+	if o.failoverDecided {
+		r.recordFailover(t, o.failover)
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/controllers/peer"
 )
 
@@ -61,8 +62,10 @@ func TestDesiredStatus(t *testing.T) {
 			snap: with(func(s *Snapshot) { s.PeerHealthErr, s.TargetOnline = errors.New("connection refused"), false })},
 			want: want{reach: v1alpha1.ReasonPeerStorageUnreachable, repl: v1alpha1.ReasonPeerStorageUnreachable, active: v1alpha1.SiteLocal,
 				lag: &one, peerHealthyStatus: &no}},
-		"local storage down, the peer's up: the data plane writes to the peer": {home: true, obs: observation{monitored: true,
-			localChecked: true, localHealthy: false, snap: healthy},
+		"failed over: the peer is the active site": {home: true, obs: observation{monitored: true,
+			localChecked: true, localHealthy: false, snap: healthy, failoverDecided: true,
+			failover: failover.Decision{Record: failover.Record{State: failover.FailedOver, Active: failover.Peer, FailoverAt: now.Add(-time.Minute)},
+				Reason: "LocalStorageFailed", Message: "m", Event: failover.EventFailedOver}},
 			want: want{reach: v1alpha1.ReasonAvailable, reachOK: true, repl: v1alpha1.ReasonInSync, replOK: true, active: v1alpha1.SitePeer,
 				lag: &one, peerHealthyStatus: &yes}},
 		"catching up": {home: true, obs: observation{monitored: true, snap: with(func(s *Snapshot) {
@@ -109,7 +112,10 @@ func TestDesiredStatus(t *testing.T) {
 			tn.Status.Storage = &v1alpha1.StorageStatus{Peer: got.Peer, ActiveSite: got.ActiveSite}
 			rs := got.Replication
 			tn.Status.Replication = &rs
-			again := r.desired(tn, tc.obs, now.Add(time.Minute))
+			// Decided again from the stored record, the failover carries no event: that happened once.
+			obs := tc.obs
+			obs.failover.Event = ""
+			again := r.desired(tn, obs, now.Add(time.Minute))
 			require.Equal(t, got, again)
 		})
 	}
@@ -139,4 +145,35 @@ func TestReportedLag(t *testing.T) {
 			require.Equal(t, tc.want, reportedLag(tc.stored, tc.measured, threshold))
 		})
 	}
+}
+
+// TestFailoverRecordRoundTrip: what a decision leaves in the status is the record the next decision starts from.
+func TestFailoverRecordRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	var rec *v1alpha1.FailoverRecord // carried from decision to decision, as the status carries it
+	for _, d := range []failover.Decision{
+		{Record: failover.Record{State: failover.Normal, Active: failover.Local}, Reason: "Serving"},
+		{Record: failover.Record{State: failover.FailedOver, Active: failover.Peer, FailoverAt: now.Add(-20 * time.Second)},
+			Reason: "LocalStorageFailed", Event: failover.EventFailedOver},
+		{Record: failover.Record{State: failover.FailingBack, Active: failover.Peer, FailoverAt: now.Add(-20 * time.Second),
+			FailbackFrom: now}, Reason: "FailingBack", Event: failover.EventFailbackStarted},
+	} {
+		var fs v1alpha1.FailoverStatus
+		fs, rec = failoverStatus(rec, d, now)
+		tn := &v1alpha1.SupportTenant{Status: v1alpha1.SupportTenantStatus{Failover: &fs,
+			Storage: &v1alpha1.StorageStatus{ActiveSite: v1alpha1.Site(d.Active)}, Replication: &v1alpha1.ReplicationStatus{LastFailover: rec}}}
+		require.Equal(t, d.Record, lastRecord(tn), "%s", d.State)
+	}
+
+	// A failback closes the record: it says when, and whether it was verified.
+	at := now.Add(-time.Minute)
+	open := &v1alpha1.FailoverRecord{At: metav1.NewTime(at), Trigger: "LocalStorageFailed"}
+	_, closed := failoverStatus(open, failover.Decision{Record: failover.Record{State: failover.Normal, Active: failover.Local},
+		Reason: "FailedBack", Event: failover.EventFailedBack}, now)
+	require.True(t, closed.Verified)
+	require.Equal(t, now, closed.FailedBackAt.Time)
+	require.Nil(t, open.FailedBackAt, "the stored record is not changed in place")
+	_, forced := failoverStatus(open, failover.Decision{Record: failover.Record{State: failover.Normal, Active: failover.Local},
+		Reason: "PeerStorageFailed", Event: failover.EventFailedBack}, now)
+	require.False(t, forced.Verified)
 }

@@ -77,6 +77,8 @@ type Snapshot struct {
 	CheckedAt time.Time
 	// HealthErr is nil when the site answered its health check.
 	HealthErr error
+	// Since is when the site was first seen in its current health (answering or not).
+	Since time.Time
 	// BucketReady says the bucket was set up as the current target asks; BucketErr is the last set-up's error.
 	BucketReady bool
 	BucketErr   error
@@ -320,6 +322,9 @@ func (m *Monitor) publish(j job, healthErr error, bucketDone bool, bucketErr err
 	prev := e.snap
 	next := prev
 	next.Checked, next.CheckedAt, next.HealthErr = true, now, healthErr
+	if !prev.Checked || (prev.HealthErr == nil) != (healthErr == nil) {
+		next.Since = now
+	}
 	if bucketDone {
 		next.BucketReady, next.BucketErr = bucketErr == nil, bucketErr
 		if bucketErr == nil {

@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -93,13 +94,25 @@ const DefaultMaxConcurrentReconciles = 4
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// activeSiteChanged passes updates that move the active site: the replication controller declares failovers and
+// the phase follows them.
+var activeSiteChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	site := func(o client.Object) v1alpha1.Site {
+		if t, ok := o.(*v1alpha1.SupportTenant); ok && t.Status.Storage != nil {
+			return t.Status.Storage.ActiveSite
+		}
+		return ""
+	}
+	return site(e.ObjectOld) != site(e.ObjectNew)
+}}
+
 // SetupWithManager registers the controller: it reconciles a tenant when its spec changes and when any of its
 // children changes, status included, since the tenant's conditions follow the children's readiness.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		For(&v1alpha1.SupportTenant{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, activeSiteChanged))).
 		Owns(&corev1.Secret{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&corev1.Service{}).
@@ -325,7 +338,8 @@ func (r *Reconciler) storageStep(ctx context.Context, st *state) (*ctrl.Result, 
 	}
 	obs.storageChecked = true
 	if obs.storage.ready == 0 {
-		r.Monitor.Forget(key)
+		// A MinIO that was monitored stays monitored at its last address: its failing checks are what the
+		// failover decision (and the site's health in the status) are made of.
 		obs.storageErr = errors.New("no MinIO server is ready")
 		return nil, nil
 	}

@@ -155,10 +155,13 @@ func workloadCondition(cond func(string, bool, string, string, ...any) metav1.Co
 
 // phase summarises the conditions for print columns. A tenant that was never Ready is still provisioning;
 // afterwards anything short of Ready is degraded.
-func phase(conds []metav1.Condition, suspended, wasReady bool) v1alpha1.TenantPhase {
+func phase(conds []metav1.Condition, suspended, wasReady, onPeer bool) v1alpha1.TenantPhase {
 	switch {
 	case suspended:
 		return v1alpha1.PhaseSuspended
+	case onPeer:
+		// The replication controller declared a failover: the tenant serves from the peer's copy.
+		return v1alpha1.PhaseFailedOver
 	case meta.IsStatusConditionTrue(conds, v1alpha1.ConditionReady):
 		return v1alpha1.PhaseReady
 	case wasReady:
@@ -198,7 +201,8 @@ func (c Config) desiredStatus(t *v1alpha1.SupportTenant, o observation, now time
 	if st.FirstReadyTime == nil && meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionReady) {
 		st.FirstReadyTime = &at
 	}
-	st.Phase = phase(st.Conditions, o.suspended, st.FirstReadyTime != nil)
+	onPeer := t.Spec.Replication != nil && st.Storage.ActiveSite == v1alpha1.SitePeer
+	st.Phase = phase(st.Conditions, o.suspended, st.FirstReadyTime != nil, onPeer)
 	return st
 }
 

@@ -92,10 +92,12 @@ func TestConditions(t *testing.T) {
 func TestPhase(t *testing.T) {
 	ready := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}}
 	notReady := []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse}}
-	require.Equal(t, v1alpha1.PhaseSuspended, phase(ready, true, true))
-	require.Equal(t, v1alpha1.PhaseReady, phase(ready, false, true))
-	require.Equal(t, v1alpha1.PhaseProvisioning, phase(notReady, false, false))
-	require.Equal(t, v1alpha1.PhaseDegraded, phase(notReady, false, true))
+	require.Equal(t, v1alpha1.PhaseSuspended, phase(ready, true, true, false))
+	require.Equal(t, v1alpha1.PhaseReady, phase(ready, false, true, false))
+	require.Equal(t, v1alpha1.PhaseProvisioning, phase(notReady, false, false, false))
+	require.Equal(t, v1alpha1.PhaseFailedOver, phase(ready, false, true, true))
+	require.Equal(t, v1alpha1.PhaseSuspended, phase(ready, true, true, true))
+	require.Equal(t, v1alpha1.PhaseDegraded, phase(notReady, false, true, false))
 }
 
 // A resync that observes the same state must compute the same status, timestamps included; otherwise every

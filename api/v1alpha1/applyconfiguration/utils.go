@@ -42,6 +42,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.FailoverRecordApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("FailoverSpec"):
 		return &apiv1alpha1.FailoverSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("FailoverStatus"):
+		return &apiv1alpha1.FailoverStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("IngestSpec"):
 		return &apiv1alpha1.IngestSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PeerCluster"):

@@ -80,12 +80,28 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: at
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: declaredAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: failedBackAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: rtoSeconds
       type:
         scalar: numeric
+    - name: trigger
+      type:
+        scalar: string
+    - name: verified
+      type:
+        scalar: boolean
 - name: com.github.supportstack.supportstack.api.v1alpha1.FailoverSpec
   map:
     fields:
+    - name: healthyFor
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+      default: 60s
     - name: mode
       type:
         namedType: com.github.supportstack.supportstack.api.v1alpha1.FailoverMode
@@ -94,6 +110,23 @@ var schemaYAML = typed.YAMLObject(`types:
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
       default: 15s
+- name: com.github.supportstack.supportstack.api.v1alpha1.FailoverState
+  scalar: string
+- name: com.github.supportstack.supportstack.api.v1alpha1.FailoverStatus
+  map:
+    fields:
+    - name: failbackStartedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: message
+      type:
+        scalar: string
+    - name: reason
+      type:
+        scalar: string
+    - name: state
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.FailoverState
 - name: com.github.supportstack.supportstack.api.v1alpha1.IngestSpec
   map:
     fields:
@@ -353,6 +386,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: endpoints
       type:
         namedType: com.github.supportstack.supportstack.api.v1alpha1.TenantEndpoints
+    - name: failover
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.FailoverStatus
     - name: firstReadyTime
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time

@@ -27,10 +27,20 @@ import (
 //
 // FailoverRecord is one failover.
 type FailoverRecordApplyConfiguration struct {
-	// At is when the failover happened.
+	// At is when the failover began: when local storage was first seen failing, or when a switchover was made.
 	At *v1.Time `json:"at,omitempty"`
+	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode) or SwitchedOver
+	// (a planned switchover).
+	Trigger *string `json:"trigger,omitempty"`
+	// DeclaredAt is when the operator declared the failover.
+	DeclaredAt *v1.Time `json:"declaredAt,omitempty"`
 	// RTOSeconds is how long writes could not be taken.
 	RTOSeconds *int64 `json:"rtoSeconds,omitempty"`
+	// FailedBackAt is when local storage served again.
+	FailedBackAt *v1.Time `json:"failedBackAt,omitempty"`
+	// Verified says the failback came after both copies were verified equal; false when local storage had to
+	// serve again because the peer failed.
+	Verified *bool `json:"verified,omitempty"`
 }
 
 // FailoverRecordApplyConfiguration constructs a declarative configuration of the FailoverRecord type for use with
@@ -47,10 +57,42 @@ func (b *FailoverRecordApplyConfiguration) WithAt(value v1.Time) *FailoverRecord
 	return b
 }
 
+// WithTrigger sets the Trigger field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Trigger field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithTrigger(value string) *FailoverRecordApplyConfiguration {
+	b.Trigger = &value
+	return b
+}
+
+// WithDeclaredAt sets the DeclaredAt field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DeclaredAt field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithDeclaredAt(value v1.Time) *FailoverRecordApplyConfiguration {
+	b.DeclaredAt = &value
+	return b
+}
+
 // WithRTOSeconds sets the RTOSeconds field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the RTOSeconds field is set to the value of the last call.
 func (b *FailoverRecordApplyConfiguration) WithRTOSeconds(value int64) *FailoverRecordApplyConfiguration {
 	b.RTOSeconds = &value
+	return b
+}
+
+// WithFailedBackAt sets the FailedBackAt field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the FailedBackAt field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithFailedBackAt(value v1.Time) *FailoverRecordApplyConfiguration {
+	b.FailedBackAt = &value
+	return b
+}
+
+// WithVerified sets the Verified field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Verified field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithVerified(value bool) *FailoverRecordApplyConfiguration {
+	b.Verified = &value
 	return b
 }

@@ -32,6 +32,10 @@ type FailoverSpecApplyConfiguration struct {
 	Mode *apiv1alpha1.FailoverMode `json:"mode,omitempty"`
 	// UnhealthyAfter is how long local storage must fail before traffic moves to the peer.
 	UnhealthyAfter *v1.Duration `json:"unhealthyAfter,omitempty"`
+	// HealthyFor is how long local storage must answer again, without a failure, before failing back begins: a
+	// flapping copy does not take the tenant back and forth. Failing back then drives the outage's writes across
+	// and verifies both copies before local storage serves again.
+	HealthyFor *v1.Duration `json:"healthyFor,omitempty"`
 }
 
 // FailoverSpecApplyConfiguration constructs a declarative configuration of the FailoverSpec type for use with
@@ -53,5 +57,13 @@ func (b *FailoverSpecApplyConfiguration) WithMode(value apiv1alpha1.FailoverMode
 // If called multiple times, the UnhealthyAfter field is set to the value of the last call.
 func (b *FailoverSpecApplyConfiguration) WithUnhealthyAfter(value v1.Duration) *FailoverSpecApplyConfiguration {
 	b.UnhealthyAfter = &value
+	return b
+}
+
+// WithHealthyFor sets the HealthyFor field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the HealthyFor field is set to the value of the last call.
+func (b *FailoverSpecApplyConfiguration) WithHealthyFor(value v1.Duration) *FailoverSpecApplyConfiguration {
+	b.HealthyFor = &value
 	return b
 }

@@ -47,6 +47,8 @@ type SupportTenantStatusApplyConfiguration struct {
 	Storage *StorageStatusApplyConfiguration `json:"storage,omitempty"`
 	// Replication reports the state of replication to the peer.
 	Replication *ReplicationStatusApplyConfiguration `json:"replication,omitempty"`
+	// Failover is where a replicated tenant serves from, and why.
+	Failover *FailoverStatusApplyConfiguration `json:"failover,omitempty"`
 }
 
 // SupportTenantStatusApplyConfiguration constructs a declarative configuration of the SupportTenantStatus type for use with
@@ -121,5 +123,13 @@ func (b *SupportTenantStatusApplyConfiguration) WithStorage(value *StorageStatus
 // If called multiple times, the Replication field is set to the value of the last call.
 func (b *SupportTenantStatusApplyConfiguration) WithReplication(value *ReplicationStatusApplyConfiguration) *SupportTenantStatusApplyConfiguration {
 	b.Replication = value
+	return b
+}
+
+// WithFailover sets the Failover field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Failover field is set to the value of the last call.
+func (b *SupportTenantStatusApplyConfiguration) WithFailover(value *FailoverStatusApplyConfiguration) *SupportTenantStatusApplyConfiguration {
+	b.Failover = value
 	return b
 }

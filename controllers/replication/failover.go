@@ -1,0 +1,129 @@
+package replication
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/failover"
+)
+
+// Defaults of a replicated tenant without spec.failover: the product's promise is automatic failover.
+const (
+	DefaultUnhealthyAfter = 15 * time.Second
+	DefaultHealthyFor     = 60 * time.Second
+)
+
+// policy is the tenant's failover configuration, defaults filled in.
+func policy(t *v1alpha1.SupportTenant) failover.Policy {
+	p := failover.Policy{Mode: failover.Automatic, UnhealthyAfter: DefaultUnhealthyAfter, HealthyFor: DefaultHealthyFor}
+	if f := t.Spec.Failover; f != nil {
+		if f.Mode == v1alpha1.FailoverManual {
+			p.Mode = failover.Manual
+		}
+		if f.UnhealthyAfter.Duration > 0 {
+			p.UnhealthyAfter = f.UnhealthyAfter.Duration
+		}
+		// The API server defaults healthyFor, so zero is an explicit "0s": fail back as soon as local answers.
+		p.HealthyFor = f.HealthyFor.Duration
+	}
+	return p
+}
+
+// lastRecord is the failover record the status holds.
+func lastRecord(t *v1alpha1.SupportTenant) failover.Record {
+	var rec failover.Record
+	if f := t.Status.Failover; f != nil {
+		rec.State = failover.State(f.State)
+		if f.FailbackStartedAt != nil {
+			rec.FailbackFrom = f.FailbackStartedAt.Time
+		}
+	}
+	if s := t.Status.Storage; s != nil && s.ActiveSite == v1alpha1.SitePeer {
+		rec.Active = failover.Peer
+	} else {
+		rec.Active = failover.Local
+	}
+	if r := t.Status.Replication; r != nil && r.LastFailover != nil && r.LastFailover.FailedBackAt == nil {
+		rec.FailoverAt = r.LastFailover.At.Time
+	}
+	return rec
+}
+
+// failoverStep decides where the tenant serves from (internal/failover) and asks the monitor for the
+// verification a failback waits for.
+func (r *Reconciler) failoverStep(_ context.Context, st *state) (*ctrl.Result, error) {
+	t, o := st.tenant, &st.obs
+	if !o.monitored || t.Spec.Suspend {
+		return nil, nil
+	}
+	obs := failover.Observation{Now: time.Now(), VerifiedAt: o.snap.VerifiedThrough}
+	if t.Annotations[v1alpha1.AnnotationActiveSite] == string(v1alpha1.SitePeer) {
+		obs.Requested = failover.Peer
+	}
+	if o.localChecked {
+		obs.Local = failover.Health{Known: true, Healthy: o.localHealthy, Since: o.localSince}
+	}
+	if o.snap.PeerChecked {
+		obs.Peer = failover.Health{Known: true, Healthy: o.snap.PeerHealthErr == nil}
+	}
+	prev := lastRecord(t)
+	d := failover.Decide(prev, obs, policy(t))
+	if d.CatchUp {
+		from := d.FailbackFrom
+		if from.IsZero() {
+			from = obs.Now // a switchover drains what was written until it was asked for
+		}
+		r.Monitor.VerifyFrom(client.ObjectKeyFromObject(t), from)
+	}
+	o.failover, o.failoverDecided = d, true
+	return nil, nil
+}
+
+// failoverStatus is the decision as the status shows it, with the failover record it changes.
+func failoverStatus(cur *v1alpha1.FailoverRecord, d failover.Decision, now time.Time) (v1alpha1.FailoverStatus, *v1alpha1.FailoverRecord) {
+	fs := v1alpha1.FailoverStatus{State: v1alpha1.FailoverState(d.State), Reason: d.Reason, Message: d.Message}
+	if !d.FailbackFrom.IsZero() {
+		at := metav1.NewTime(d.FailbackFrom.Truncate(time.Second))
+		fs.FailbackStartedAt = &at
+	}
+	rec := cur
+	at := metav1.NewTime(now.Truncate(time.Second))
+	switch d.Event {
+	case failover.EventFailedOver, failover.EventSwitchedOver:
+		rec = &v1alpha1.FailoverRecord{At: metav1.NewTime(d.FailoverAt.Truncate(time.Second)), Trigger: d.Reason, DeclaredAt: &at}
+	case failover.EventFailedBack:
+		if cur != nil {
+			rec = cur.DeepCopy()
+			rec.FailedBackAt, rec.Verified = &at, d.Reason == "FailedBack"
+		}
+	}
+	return fs, rec
+}
+
+// recordFailover announces what a failover decision changed, and counts it.
+func (r *Reconciler) recordFailover(t *v1alpha1.SupportTenant, d failover.Decision) {
+	own, _ := role(t)
+	failoverState.WithLabelValues(t.Namespace, t.Name, own).Set(stateValue[d.State])
+	if d.Event == "" {
+		return
+	}
+	failoverEvents.WithLabelValues(t.Namespace, t.Name, own, string(d.Event)).Inc()
+	typ := corev1.EventTypeNormal
+	switch d.Event {
+	case failover.EventFailedOver, failover.EventSwitchNeeded, failover.EventUnavailable:
+		typ = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(t, nil, typ, string(d.Event), "Failover", "%s", d.Message)
+}
+
+// stateValue is the failover state as the supportstack_failover_state gauge reports it.
+var stateValue = map[failover.State]float64{
+	failover.Normal: 0, failover.LocalFailing: 1, failover.AwaitingSwitch: 2, failover.FailedOver: 3,
+	failover.FailingBack: 4, failover.Unavailable: 5,
+}

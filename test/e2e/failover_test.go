@@ -1,0 +1,129 @@
+package e2e_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/harness/planes"
+	"github.com/supportstack/supportstack/internal/harness/promtest"
+	"github.com/supportstack/supportstack/internal/naming"
+	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// TestStorageFailover: east's MinIO stops while east's ingest runs (the founding incident). An agent's question
+// is acknowledged through west's storage, the operator declares the failover after unhealthyAfter; when east's
+// MinIO is back and has answered for healthyFor, the operator drives the outage's writes across, verifies both
+// copies and only then fails back.
+func TestStorageFailover(t *testing.T) {
+	ctx := context.Background()
+	home := newReplicatedTenant(t, "founding", func(tn *v1alpha1.SupportTenant) {
+		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverAutomatic,
+			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
+	})
+	key := client.ObjectKeyFromObject(home)
+	waitReplicating(t, key, 3*time.Minute)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		f := get(t, east, key).Status.Failover
+		if assert.NotNil(c, f) {
+			assert.Equal(c, v1alpha1.FailoverNormal, f.State)
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+
+	a := agent{state: t.TempDir()}
+	a.cmd(t, "enroll", "--url", ingestURL(t, east, key), "--token", sharedToken(t, key))
+	device := a.deviceID(t)
+	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+
+	release, err := east.Runner.Hold(key.Namespace, naming.MinIO(key.Name)+"-0")
+	require.NoError(t, err)
+	defer release()
+	held := time.Now()
+	q := a.ask(t, "asked while east's storage is down")
+	stop := a.run(t)
+	defer stop()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := readLocal(westStore, protocol.QuestionKey(device, q))
+		assert.NoError(c, err, "acknowledged through west's storage")
+	}, time.Minute, 100*time.Millisecond)
+	t.Logf("the question asked in east is in west's storage %s after east's MinIO stopped", time.Since(held).Round(100*time.Millisecond))
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		if !assert.NotNil(c, tn.Status.Failover) || !assert.NotNil(c, tn.Status.Replication) {
+			return
+		}
+		assert.Equal(c, v1alpha1.FailoverFailedOver, tn.Status.Failover.State, tn.Status.Failover.Message)
+		assert.Equal(c, v1alpha1.SitePeer, tn.Status.Storage.ActiveSite)
+		assert.Equal(c, v1alpha1.PhaseFailedOver, tn.Status.Phase)
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) {
+			assert.WithinDuration(c, held, lf.At.Time, 3*time.Second, "the failover began when east's storage was first seen failing")
+			assert.Equal(c, "LocalStorageFailed", lf.Trigger)
+			assert.Nil(c, lf.FailedBackAt)
+		}
+	}, time.Minute, 200*time.Millisecond)
+	t.Logf("failover declared %s after east's MinIO stopped", time.Since(held).Round(100*time.Millisecond))
+	requireEvent(t, east, key, "FailedOver")
+	standby := get(t, west, key)
+	require.Equal(t, v1alpha1.SiteLocal, standby.Status.Storage.ActiveSite, "west's own data plane serves from west as ever")
+
+	release()
+	restored := time.Now()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		if !assert.NotNil(c, tn.Status.Failover) {
+			return
+		}
+		assert.Equal(c, v1alpha1.FailoverNormal, tn.Status.Failover.State, tn.Status.Failover.Message)
+		assert.Equal(c, v1alpha1.SiteLocal, tn.Status.Storage.ActiveSite)
+		assert.Equal(c, v1alpha1.PhaseReady, tn.Status.Phase)
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) && assert.NotNil(c, lf.FailedBackAt) {
+			assert.True(c, lf.Verified, "failed back after a verification")
+			assert.False(c, lf.FailedBackAt.Time.Before(restored.Add(3*time.Second).Truncate(time.Second)),
+				"not before east's storage answered for healthyFor")
+		}
+	}, 2*time.Minute, 250*time.Millisecond)
+	t.Logf("failed back, verified, %s after east's MinIO returned", time.Since(restored).Round(100*time.Millisecond))
+	requireEvent(t, east, key, "FailbackStarted")
+	requireEvent(t, east, key, "FailedBack")
+
+	// What the verification proved: the outage's question is in east, and both copies hold the same versions
+	// written before the failback.
+	_, err = readLocal(eastStore, protocol.QuestionKey(device, q))
+	require.NoError(t, err, "the question acknowledged during the outage reached east")
+	tn := get(t, east, key)
+	a1, err := objectstore.ListVersions(ctx, eastStore, naming.BucketName)
+	require.NoError(t, err)
+	b1, err := objectstore.ListVersions(ctx, westStore, naming.BucketName)
+	require.NoError(t, err)
+	d := objectstore.DiffVersions(a1, b1, tn.Status.Replication.LastFailover.FailedBackAt.Time.Add(-10*time.Second))
+	require.True(t, d.Empty(), "%s", d.Describe("in east", "in west"))
+	require.Equal(t, 1.0, promtest.Value(t, metrics.Registry, "supportstack_failover_events_total",
+		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "event": "FailedOver"}))
+}
+
+// requireEvent waits for an event of the given reason on a plane's tenant.
+func requireEvent(t *testing.T, p *planes.Plane, key client.ObjectKey, reason string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		list := &corev1.EventList{}
+		if !assert.NoError(c, p.Admin.List(context.Background(), list, client.InNamespace(key.Namespace))) {
+			return
+		}
+		for _, e := range list.Items {
+			if e.Reason == reason && e.InvolvedObject.Name == key.Name && e.InvolvedObject.Kind == "SupportTenant" {
+				return
+			}
+		}
+		assert.Fail(c, "no event", "%s: no %s event on %s", p.Name, reason, key)
+	}, 30*time.Second, 200*time.Millisecond)
+}
