@@ -12,11 +12,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/supportstack/supportstack/controllers"
 	"github.com/supportstack/supportstack/controllers/peer"
 	"github.com/supportstack/supportstack/controllers/replication"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
 	"github.com/supportstack/supportstack/controllers/tenant"
-	"github.com/supportstack/supportstack/controllers"
 )
 
 // Default images. MinIO's community edition is published as source only; platforms are expected to set

@@ -31,9 +31,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
-	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/controllers/peer"
 	"github.com/supportstack/supportstack/controllers/sitemonitor"
+	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 

@@ -12,9 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
-	"github.com/supportstack/supportstack/internal/failover"
 	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	conds "github.com/supportstack/supportstack/internal/conditions"
+	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 

@@ -10,8 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
-	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/controllers/peer"
+	"github.com/supportstack/supportstack/internal/failover"
 )
 
 func TestDesiredStatus(t *testing.T) {

@@ -77,7 +77,9 @@ type VersionDiff struct {
 }
 
 // Empty reports whether the listings agree.
-func (d VersionDiff) Empty() bool { return len(d.OnlyA) == 0 && len(d.OnlyB) == 0 && len(d.Differ) == 0 }
+func (d VersionDiff) Empty() bool {
+	return len(d.OnlyA) == 0 && len(d.OnlyB) == 0 && len(d.Differ) == 0
+}
 
 // String summarises the diff for a log line.
 func (d VersionDiff) String() string { return d.Describe("A", "B") }

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
-	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/harness/promtest"
+	"github.com/supportstack/supportstack/internal/objectstore"
 )
 
 const bucket = "supportstack"

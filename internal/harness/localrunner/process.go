@@ -44,7 +44,7 @@ type process struct {
 	// held is non-nil while the process is held down (Runner.Hold): it is not restarted until the channel closes.
 	held   chan struct{}
 	stopCh chan struct{} // closed by stop
-	done     chan struct{} // closed when supervise returns
+	done   chan struct{} // closed when supervise returns
 }
 
 func startProcess(log logr.Logger, spec processSpec) *process {
