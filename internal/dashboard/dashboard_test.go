@@ -57,6 +57,7 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `<span class="ok" id="storage">`+own.URL)
 	require.Contains(t, body, `<div class="num" id="questions">1</div>`)
+	require.NotContains(t, body, `id="failover-banner"`, "no banner while the own storage serves")
 
 	own.Stop()
 	require.Eventually(t, func() bool {
@@ -66,6 +67,9 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 	code, body = get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `<span class="ok" id="storage">`+peer.URL, "the page is read from the peer's storage")
+	require.Contains(t, body, `id="failover-banner"`, "the page says it is served from the peer's copy")
+	_, status := get("/status")
+	require.Contains(t, status, `id="failover-banner"`)
 	require.Contains(t, body, `<div class="num" id="questions">1</div>`)
 	code, _ = get("/readyz")
 	require.Equal(t, http.StatusOK, code, "the peer's storage keeps the dashboard ready")
