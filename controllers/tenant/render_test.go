@@ -72,3 +72,29 @@ func TestStorageAdmitsThePeerOnlyThroughTheDeclaredPath(t *testing.T) {
 		})
 	}
 }
+
+func TestStorageOrder(t *testing.T) {
+	tenant := func(mode v1alpha1.FailoverMode, active v1alpha1.Site) *v1alpha1.SupportTenant {
+		tn := &v1alpha1.SupportTenant{Spec: v1alpha1.SupportTenantSpec{Replication: &v1alpha1.ReplicationSpec{Peer: "west"}}}
+		if mode != "" {
+			tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: mode}
+		}
+		if active != "" {
+			tn.Status.Storage = &v1alpha1.StorageStatus{ActiveSite: active}
+		}
+		return tn
+	}
+	for _, tc := range []struct {
+		name string
+		t    *v1alpha1.SupportTenant
+		want []string
+	}{
+		{"no failover spec: automatic", tenant("", ""), []string{"own", "peer"}},
+		{"automatic, serving locally", tenant(v1alpha1.FailoverAutomatic, v1alpha1.SiteLocal), []string{"own", "peer"}},
+		{"automatic, failed over: the peer until the failback is verified", tenant(v1alpha1.FailoverAutomatic, v1alpha1.SitePeer), []string{"peer", "own"}},
+		{"manual: this copy only", tenant(v1alpha1.FailoverManual, v1alpha1.SiteLocal), []string{"own"}},
+		{"manual, switched by a person", tenant(v1alpha1.FailoverManual, v1alpha1.SitePeer), []string{"peer", "own"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, storageOrder(tc.t, "own", "peer")) })
+	}
+}

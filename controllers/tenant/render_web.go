@@ -68,7 +68,7 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 func (c Config) storageArgs(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) []string {
 	endpoints := []string{c.storageEndpoint(t)}
 	if replicated(t, peer) {
-		endpoints = append(endpoints, peer.StorageURL(t.Namespace, t.Name))
+		endpoints = storageOrder(t, endpoints[0], peer.StorageURL(t.Namespace, t.Name))
 	}
 	return webserver.StorageConfig{
 		ListenAddress: "$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
@@ -76,6 +76,32 @@ func (c Config) storageArgs(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluste
 		Bucket:        naming.BucketName,
 		Endpoints:     endpoints,
 	}.Args()
+}
+
+// storageOrder is the order in which a replicated tenant's data plane tries the two copies. The breakers move
+// requests to the next copy within seconds when one fails, with no help from the operator; the order says which
+// copy is preferred while both answer. The site the replication controller declared active comes first: after a
+// failover the data plane stays on the peer until the failback was verified, so that nothing is read from a copy
+// that may still lack the outage's writes. In Manual mode the data plane never moves to the peer by itself: it
+// has only this cluster's copy until a person switches (supportstack.io/active-site=peer).
+func storageOrder(t *v1alpha1.SupportTenant, own, peer string) []string {
+	switch {
+	case activeOnPeer(t):
+		return []string{peer, own}
+	case manualFailover(t):
+		return []string{own}
+	default:
+		return []string{own, peer}
+	}
+}
+
+// activeOnPeer reports whether the replication controller declared the peer's copy the active one.
+func activeOnPeer(t *v1alpha1.SupportTenant) bool {
+	return t.Status.Storage != nil && t.Status.Storage.ActiveSite == v1alpha1.SitePeer
+}
+
+func manualFailover(t *v1alpha1.SupportTenant) bool {
+	return t.Spec.Failover != nil && t.Spec.Failover.Mode == v1alpha1.FailoverManual
 }
 
 // replicated reports whether t's data plane spans both copies: it has replication and its PeerCluster exists.
@@ -128,8 +154,10 @@ func (c Config) ingestDeployment(t *v1alpha1.SupportTenant, w world) *appsv1ac.D
 	args := append([]string{"ingest"}, c.storageArgs(t, w.peer)...)
 	// Agents learn where to send from enrollment and /v1/endpoints: this cluster's public ingest URL, then the
 	// peer's, where they go when this whole cluster is unreachable.
+	// In Manual mode agents are not sent to the peer either while this cluster serves: moving there is a
+	// person's decision.
 	ingestURLs := []string{c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure)}
-	if replicated(t, w.peer) {
+	if replicated(t, w.peer) && (!manualFailover(t) || activeOnPeer(t)) {
 		ingestURLs = append(ingestURLs, w.peer.IngestURL(t.Namespace, t.Name))
 	}
 	args = append(args, "--ingest-endpoints="+strings.Join(ingestURLs, ","))

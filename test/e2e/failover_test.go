@@ -2,11 +2,13 @@ package e2e_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +20,7 @@ import (
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
+	"github.com/supportstack/supportstack/internal/webserver"
 )
 
 // TestStorageFailover: east's MinIO stops while east's ingest runs (the founding incident). An agent's question
@@ -43,6 +46,9 @@ func TestStorageFailover(t *testing.T) {
 	a.cmd(t, "enroll", "--url", ingestURL(t, east, key), "--token", sharedToken(t, key))
 	device := a.deviceID(t)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+	endpoints := storageEndpoints(t, east, key)
+	require.Len(t, endpoints, 2, "automatic: both copies, own first")
+	eastMinIO, westMinIO := endpoints[0], endpoints[1]
 
 	release, err := east.Runner.Hold(key.Namespace, naming.MinIO(key.Name)+"-0")
 	require.NoError(t, err)
@@ -73,6 +79,10 @@ func TestStorageFailover(t *testing.T) {
 	}, time.Minute, 200*time.Millisecond)
 	t.Logf("failover declared %s after east's MinIO stopped", time.Since(held).Round(100*time.Millisecond))
 	requireEvent(t, east, key, "FailedOver")
+	require.Eventually(t, func() bool {
+		e := storageEndpoints(t, east, key)
+		return len(e) == 2 && e[0] == westMinIO && e[1] == eastMinIO
+	}, 30*time.Second, 100*time.Millisecond, "the data plane prefers the peer's copy until the failback is verified")
 	standby := get(t, west, key)
 	require.Equal(t, v1alpha1.SiteLocal, standby.Status.Storage.ActiveSite, "west's own data plane serves from west as ever")
 
@@ -95,6 +105,8 @@ func TestStorageFailover(t *testing.T) {
 	t.Logf("failed back, verified, %s after east's MinIO returned", time.Since(restored).Round(100*time.Millisecond))
 	requireEvent(t, east, key, "FailbackStarted")
 	requireEvent(t, east, key, "FailedBack")
+	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == eastMinIO }, 30*time.Second,
+		100*time.Millisecond, "after the failback the data plane prefers its own copy again")
 
 	// What the verification proved: the outage's question is in east, and both copies hold the same versions
 	// written before the failback.
@@ -126,4 +138,91 @@ func requireEvent(t *testing.T, p *planes.Plane, key client.ObjectKey, reason st
 		}
 		assert.Fail(c, "no event", "%s: no %s event on %s", p.Name, reason, key)
 	}, 30*time.Second, 200*time.Millisecond)
+}
+
+// TestManualFailover: in Manual mode the data plane stays on its own copy when that fails — ingest refuses writes
+// and agents keep them — until a person switches with one annotation; removing it fails back after verification.
+func TestManualFailover(t *testing.T) {
+	home := newReplicatedTenant(t, "manual", func(tn *v1alpha1.SupportTenant) {
+		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverManual,
+			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
+	})
+	key := client.ObjectKeyFromObject(home)
+	waitReplicating(t, key, 3*time.Minute)
+	require.Len(t, storageEndpoints(t, east, key), 1, "manual: the data plane has its own copy only")
+	require.Len(t, argValues(t, east, key, "ingest-endpoints"), 1, "manual: agents are not told of the peer's ingest")
+
+	// The switch restarts east's ingest pods: the agent reaches them through the stable public address it
+	// enrolled with, as through an ingress.
+	public, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
+	require.NoError(t, err)
+	a := agent{state: t.TempDir()}
+	a.cmd(t, "enroll", "--url", public, "--token", sharedToken(t, key))
+	device := a.deviceID(t)
+	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+
+	release, err := east.Runner.Hold(key.Namespace, naming.MinIO(key.Name)+"-0")
+	require.NoError(t, err)
+	defer release()
+	q := a.ask(t, "asked while east's storage is down, in manual mode")
+	stop := a.run(t)
+	defer stop()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		f := get(t, east, key).Status.Failover
+		if assert.NotNil(c, f) {
+			assert.Equal(c, v1alpha1.FailoverAwaitingSwitch, f.State, f.Message)
+			assert.Contains(c, f.Message, "supportstack.io/active-site=peer")
+		}
+	}, time.Minute, 200*time.Millisecond)
+	requireEvent(t, east, key, "ManualFailoverRequired")
+	_, err = readLocal(westStore, protocol.QuestionKey(device, q))
+	require.Error(t, err, "nothing went to the peer without a person's decision")
+	require.Equal(t, v1alpha1.SiteLocal, get(t, east, key).Status.Storage.ActiveSite)
+
+	switched := time.Now()
+	update(t, east, key, func(tn *v1alpha1.SupportTenant) {
+		metav1.SetMetaDataAnnotation(&tn.ObjectMeta, v1alpha1.AnnotationActiveSite, string(v1alpha1.SitePeer))
+	})
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := readLocal(westStore, protocol.QuestionKey(device, q))
+		assert.NoError(c, err, "the agent's question reaches west once the tenant is switched")
+	}, time.Minute, 200*time.Millisecond)
+	t.Logf("the question is in west %s after the switch was asked for", time.Since(switched).Round(100*time.Millisecond))
+	tn := get(t, east, key)
+	require.Equal(t, v1alpha1.FailoverFailedOver, tn.Status.Failover.State)
+	require.Equal(t, v1alpha1.PhaseFailedOver, tn.Status.Phase)
+	require.Equal(t, "LocalStorageFailed", tn.Status.Replication.LastFailover.Trigger)
+
+	release()
+	update(t, east, key, func(tn *v1alpha1.SupportTenant) { delete(tn.Annotations, v1alpha1.AnnotationActiveSite) })
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		if assert.NotNil(c, tn.Status.Failover) {
+			assert.Equal(c, v1alpha1.FailoverNormal, tn.Status.Failover.State, tn.Status.Failover.Message)
+		}
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) && assert.NotNil(c, lf.FailedBackAt) {
+			assert.True(c, lf.Verified)
+		}
+	}, 2*time.Minute, 250*time.Millisecond)
+	require.Eventually(t, func() bool { return len(storageEndpoints(t, east, key)) == 1 }, 30*time.Second, 100*time.Millisecond)
+	_, err = readLocal(eastStore, protocol.QuestionKey(device, q))
+	require.NoError(t, err, "the question taken by west during the outage is in east after the failback")
+}
+
+// storageEndpoints are the storage endpoints a plane's ingest pods of the tenant are given, in order.
+func storageEndpoints(t require.TestingT, p *planes.Plane, key client.ObjectKey) []string {
+	return argValues(t, p, key, webserver.FlagStorageEndpoints)
+}
+
+// argValues are the comma-separated values of a flag of a plane's ingest pods of the tenant.
+func argValues(t require.TestingT, p *planes.Plane, key client.ObjectKey, flag string) []string {
+	d := &appsv1.Deployment{}
+	require.NoError(t, p.Admin.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: naming.Ingest(key.Name)}, d))
+	for _, arg := range d.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(arg, "--"+flag+"="); ok {
+			return strings.Split(v, ",")
+		}
+	}
+	require.Fail(t, "no such flag", "--%s in %v", flag, d.Spec.Template.Spec.Containers[0].Args)
+	return nil
 }

@@ -37,6 +37,8 @@ type pod struct {
 
 	containers []*podContainer
 	ready      atomic.Bool
+	// wasReady: the pod has been ready once; a Service whose pods are all unready resolves to it (see readyPods).
+	wasReady atomic.Bool
 
 	mu         sync.Mutex // serializes start and stop
 	stopped    bool
@@ -275,6 +277,9 @@ func (p *pod) probeLoop(ctx context.Context, probeMax time.Duration, notify func
 		}
 		if ctx.Err() != nil {
 			return // stopping: a late result must not mark the pod ready again
+		}
+		if ready {
+			p.wasReady.Store(true)
 		}
 		if p.ready.Swap(ready) != ready {
 			p.log.Info("Pod readiness changed", "ready", ready)

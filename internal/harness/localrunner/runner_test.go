@@ -419,6 +419,17 @@ func TestServiceNameRewrittenToReadyPod(t *testing.T) {
 
 	_, err = h.runner.ServiceAddress(h.ns, "store", 1234)
 	assert.Error(t, err, "the Service has no port 1234")
+
+	// With its only pod held down, the Service still resolves, to an address where connections fail, as a
+	// Service without endpoints does in a cluster.
+	release, err := h.runner.Hold(h.ns, "store-0")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, err := get(storeAddr, "/env?name=POD_NAME"); return err != nil }, waitLong, tick)
+	held, err := h.runner.ServiceAddress(h.ns, "store", 9000)
+	require.NoError(t, err)
+	assert.Equal(t, storeAddr, held)
+	release()
+	require.Eventually(t, func() bool { v, err := get(storeAddr, "/env?name=POD_NAME"); return err == nil && v == "store-0" }, waitLong, tick)
 }
 
 func TestStatefulSetClaimSurvivesScaleToZero(t *testing.T) {

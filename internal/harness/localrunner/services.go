@@ -21,8 +21,10 @@ import (
 // <service>.<namespace>.svc:<port>. The Service's selector is matched against
 // the pod template labels of the pods this runner runs, and port (a Service
 // port) is mapped to its targetPort. Pods are tried in name order, so the
-// answer is stable while the pods' readiness does not change. It fails when
-// no pod behind the Service is ready. Call it after SetupWithManager.
+// answer is stable while the pods' readiness does not change. When no pod is
+// ready it returns the address of one that was (connections to it fail, as to
+// a Service without endpoints), and it fails when none ever was. Call it after
+// SetupWithManager.
 func (r *Runner) ServiceAddress(namespace, service string, port int32) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -34,7 +36,7 @@ func (r *Runner) ServiceAddress(namespace, service string, port int32) (string, 
 
 // resolveService maps a Service reference to a ready pod's "ip:targetPort",
 // or to its bare ip when ref has no port. A Service that does not exist yet
-// or has no ready pod is a waitError: the caller retries.
+// or has never had a ready pod is a waitError: the caller retries.
 func (r *Runner) resolveService(ctx context.Context, ref serviceRef) (string, error) {
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, svc); err != nil {
@@ -98,22 +100,32 @@ func ownAddress(svc *corev1.Service, ref serviceRef, ip netip.Addr, spec *corev1
 	return netip.AddrPortFrom(ip, uint16(port)).String(), nil
 }
 
-// readyPods returns the ready pods in namespace whose labels match sel,
-// sorted by name.
+// readyPods returns the ready pods in namespace whose labels match sel, or,
+// when none is, those that were ready once; sorted by name.
 func (r *Runner) readyPods(namespace string, sel labels.Selector) []*pod {
 	r.mu.Lock()
-	var out []*pod
+	var out, fallen []*pod
 	for key, pods := range r.pods {
 		if key.Namespace != namespace {
 			continue
 		}
 		for _, p := range pods {
-			if p.ready.Load() && sel.Matches(labels.Set(p.labels)) {
+			switch {
+			case !sel.Matches(labels.Set(p.labels)):
+			case p.ready.Load():
 				out = append(out, p)
+			case p.wasReady.Load():
+				fallen = append(fallen, p)
 			}
 		}
 	}
 	r.mu.Unlock()
+	if len(out) == 0 {
+		// Every pod that served is down: in a cluster the Service's name still resolves and connections to it
+		// fail. Its last pods' addresses (nothing listens there now) fail the same way, so a pod started now
+		// runs as it would in a cluster instead of waiting for the Service.
+		out = fallen
+	}
 	slices.SortFunc(out, func(a, b *pod) int { return strings.Compare(a.name, b.name) })
 	return out
 }

@@ -84,6 +84,21 @@ func (e *Env) CutTraffic(plane string) { e.gw.setCut(plane, true) }
 // RestoreTraffic ends CutTraffic.
 func (e *Env) RestoreTraffic(plane string) { e.gw.setCut(plane, false) }
 
+// PublicURL is the address of a plane's Service as something outside the clusters reaches it (an agent on a
+// PC through an ingress or load balancer): it stays the same while the pods behind the Service come and go.
+// CutTraffic cuts it too.
+func (e *Env) PublicURL(plane, namespace, service string, port int32) (string, error) {
+	p := e.planes[plane]
+	if p == nil {
+		return "", fmt.Errorf("no plane %s", plane)
+	}
+	addr, err := e.gw.address(p, namespace, service, port)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + addr, nil
+}
+
 // Plane returns the named plane.
 func (e *Env) Plane(name string) *Plane { return e.planes[name] }
 
