@@ -267,9 +267,10 @@ type FailoverStatus struct {
 	// Message says why, for humans.
 	// +optional
 	Message string `json:"message,omitempty"`
-	// FailbackStartedAt is when failing back began; a verification counts only if it began after it.
+	// VerifyFrom is set while the tenant waits for a verification, failing back or draining for a switchover:
+	// only one that covers every version written before it counts.
 	// +optional
-	FailbackStartedAt *metav1.Time `json:"failbackStartedAt,omitempty"`
+	VerifyFrom *metav1.Time `json:"verifyFrom,omitempty"`
 }
 
 // TenantPhase summarises the conditions for print columns. It is never read back as input.

@@ -40,8 +40,8 @@ func lastRecord(t *v1alpha1.SupportTenant) failover.Record {
 	var rec failover.Record
 	if f := t.Status.Failover; f != nil {
 		rec.State = failover.State(f.State)
-		if f.FailbackStartedAt != nil {
-			rec.FailbackFrom = f.FailbackStartedAt.Time
+		if f.VerifyFrom != nil {
+			rec.VerifyFrom = f.VerifyFrom.Time
 		}
 	}
 	if s := t.Status.Storage; s != nil && s.ActiveSite == v1alpha1.SitePeer {
@@ -75,11 +75,7 @@ func (r *Reconciler) failoverStep(_ context.Context, st *state) (*ctrl.Result, e
 	prev := lastRecord(t)
 	d := failover.Decide(prev, obs, policy(t))
 	if d.CatchUp {
-		from := d.FailbackFrom
-		if from.IsZero() {
-			from = obs.Now // a switchover drains what was written until it was asked for
-		}
-		r.Monitor.VerifyFrom(client.ObjectKeyFromObject(t), from)
+		r.Monitor.VerifyFrom(client.ObjectKeyFromObject(t), d.VerifyFrom)
 	}
 	o.failover, o.failoverDecided = d, true
 	return nil, nil
@@ -88,9 +84,9 @@ func (r *Reconciler) failoverStep(_ context.Context, st *state) (*ctrl.Result, e
 // failoverStatus is the decision as the status shows it, with the failover record it changes.
 func failoverStatus(cur *v1alpha1.FailoverRecord, d failover.Decision, now time.Time) (v1alpha1.FailoverStatus, *v1alpha1.FailoverRecord) {
 	fs := v1alpha1.FailoverStatus{State: v1alpha1.FailoverState(d.State), Reason: d.Reason, Message: d.Message}
-	if !d.FailbackFrom.IsZero() {
-		at := metav1.NewTime(d.FailbackFrom.Truncate(time.Second))
-		fs.FailbackStartedAt = &at
+	if !d.VerifyFrom.IsZero() {
+		at := metav1.NewTime(d.VerifyFrom.Truncate(time.Second))
+		fs.VerifyFrom = &at
 	}
 	rec := cur
 	at := metav1.NewTime(now.Truncate(time.Second))

@@ -261,8 +261,8 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 		WithReplication(repl)
 	if f := next.Failover; f != nil {
 		fs := tenantac.FailoverStatus().WithState(f.State).WithReason(f.Reason).WithMessage(f.Message)
-		if f.FailbackStartedAt != nil {
-			fs.WithFailbackStartedAt(*f.FailbackStartedAt)
+		if f.VerifyFrom != nil {
+			fs.WithVerifyFrom(*f.VerifyFrom)
 		}
 		status.WithFailover(fs)
 	}

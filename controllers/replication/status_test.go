@@ -156,7 +156,7 @@ func TestFailoverRecordRoundTrip(t *testing.T) {
 		{Record: failover.Record{State: failover.FailedOver, Active: failover.Peer, FailoverAt: now.Add(-20 * time.Second)},
 			Reason: "LocalStorageFailed", Event: failover.EventFailedOver},
 		{Record: failover.Record{State: failover.FailingBack, Active: failover.Peer, FailoverAt: now.Add(-20 * time.Second),
-			FailbackFrom: now}, Reason: "FailingBack", Event: failover.EventFailbackStarted},
+			VerifyFrom: now}, Reason: "FailingBack", Event: failover.EventFailbackStarted},
 	} {
 		var fs v1alpha1.FailoverStatus
 		fs, rec = failoverStatus(rec, d, now)

@@ -77,9 +77,6 @@ type Observation struct {
 	Requested Site
 	// VerifiedAt is when both copies were last proven equal (zero: never).
 	VerifiedAt time.Time
-	// Drained says the peer holds everything written here up to a final heartbeat, with nothing left in the
-	// diff: what a planned switchover waits for.
-	Drained bool
 }
 
 // Record is what the last decision left in the tenant's status.
@@ -88,9 +85,10 @@ type Record struct {
 	Active Site
 	// FailoverAt is when the current failover began: when local storage was first seen failing.
 	FailoverAt time.Time
-	// FailbackFrom is when failing back began (local healthy for HealthyFor): a verification counts only if it
-	// started after it.
-	FailbackFrom time.Time
+	// VerifyFrom is set while the tenant waits for a verification: failing back (from when it began) or draining
+	// for a planned switchover (from when it was asked for). Only a verification that covers every version
+	// written before it counts.
+	VerifyFrom time.Time
 }
 
 // Event names what a decision changed, for an event and a metric. Empty when nothing did.
@@ -143,18 +141,23 @@ func Decide(prev Record, o Observation, p Policy) Decision {
 }
 
 func (d Decision) servingFromLocal(o Observation, p Policy) Decision {
-	prev := d.State
+	prev, draining := d.State, d.VerifyFrom
+	d.VerifyFrom = time.Time{}
 	if o.Local.Healthy {
 		if o.Requested == Peer && o.Peer.Healthy {
-			// A planned switchover: only once the peer holds everything written here.
-			if !o.Drained {
+			// A planned switchover: only once the peer holds everything written here until it was asked for
+			// (both copies' heartbeats crossed, an empty diff, equal listings).
+			if draining.IsZero() {
+				draining = o.Now
+			}
+			if o.VerifiedAt.Before(draining) {
 				d = d.to(Normal, Local, "SwitchoverDraining",
-					"switching to the peer once it holds every write of this copy (final heartbeat read, empty diff)")
-				d.CatchUp = true
+					"switching to the peer once it holds every write of this copy until the switch was asked for")
+				d.VerifyFrom, d.CatchUp = draining, true
 				return d
 			}
 			d = d.to(FailedOver, Peer, "SwitchedOver", "switched to the peer as requested, with nothing left behind")
-			d.Event, d.FailoverAt, d.FailbackFrom = EventSwitchedOver, o.Now, time.Time{}
+			d.Event, d.FailoverAt, d.VerifyFrom = EventSwitchedOver, o.Now, time.Time{}
 			return d
 		}
 		d = d.to(Normal, Local, "Serving", "this copy serves")
@@ -183,7 +186,7 @@ func (d Decision) servingFromLocal(o Observation, p Policy) Decision {
 		return d
 	}
 	d = d.to(FailedOver, Peer, "LocalStorageFailed", "this copy's storage fails: the peer's copy serves")
-	d.Event, d.FailoverAt, d.FailbackFrom = EventFailedOver, o.Local.Since, time.Time{}
+	d.Event, d.FailoverAt, d.VerifyFrom = EventFailedOver, o.Local.Since, time.Time{}
 	return d
 }
 
@@ -194,7 +197,7 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 		// The peer stopped answering while it served and this copy answers: this copy must serve, verified or not.
 		d = d.to(Normal, Local, "PeerStorageFailed", "the peer's copy stopped answering while it served: this copy "+
 			"serves again, and what the peer took during the outage comes across when it returns")
-		d.Event, d.FailoverAt, d.FailbackFrom = EventFailedBack, time.Time{}, time.Time{}
+		d.Event, d.FailoverAt, d.VerifyFrom = EventFailedBack, time.Time{}, time.Time{}
 		return d
 	case !o.Local.Healthy:
 		msg := "this copy's storage fails: the peer's copy serves"
@@ -202,12 +205,12 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 			msg = "this copy failed again while failing back: the peer's copy serves"
 		}
 		d = d.to(FailedOver, Peer, "LocalStorageFailed", msg)
-		d.FailbackFrom = time.Time{}
+		d.VerifyFrom = time.Time{}
 		return d
 	case o.Requested == Peer:
 		d = d.to(FailedOver, Peer, "SwitchRequested",
 			"serving from the peer's copy as requested (remove the supportstack.io/active-site annotation to fail back)")
-		d.FailbackFrom = time.Time{}
+		d.VerifyFrom = time.Time{}
 		return d
 	case prev != FailingBack:
 		if up := o.Now.Sub(o.Local.Since); up < p.HealthyFor {
@@ -218,9 +221,9 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 		}
 		d = d.to(FailingBack, Peer, "FailingBack",
 			"driving the outage's writes across both ways and verifying both copies; the peer serves until they are equal")
-		d.Event, d.FailbackFrom, d.CatchUp = EventFailbackStarted, o.Now, true
+		d.Event, d.VerifyFrom, d.CatchUp = EventFailbackStarted, o.Now, true
 		return d
-	case o.VerifiedAt.Before(d.FailbackFrom):
+	case o.VerifiedAt.Before(d.VerifyFrom):
 		d = d.to(FailingBack, Peer, "FailingBack",
 			"driving the outage's writes across both ways and verifying both copies; the peer serves until they are equal")
 		d.CatchUp = true
@@ -228,7 +231,7 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 	}
 	d = d.to(Normal, Local, "FailedBack", fmt.Sprintf("both copies were verified equal at %s: this copy serves again",
 		o.VerifiedAt.UTC().Format(time.RFC3339)))
-	d.Event, d.FailoverAt, d.FailbackFrom = EventFailedBack, time.Time{}, time.Time{}
+	d.Event, d.FailoverAt, d.VerifyFrom = EventFailedBack, time.Time{}, time.Time{}
 	return d
 }
 

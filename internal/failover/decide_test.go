@@ -19,7 +19,6 @@ type step struct {
 	peer       *bool
 	requested  Site
 	verifiedAt time.Duration // relative to t0; negative: never
-	drained    bool
 	unknown    bool // the operator has not observed both copies yet
 
 	state   State
@@ -48,7 +47,7 @@ func run(t *testing.T, p Policy, steps []step) Record {
 		now := t0.Add(s.at)
 		set(&local, s.local, now)
 		set(&peer, s.peer, now)
-		o := Observation{Now: now, Local: local, Peer: peer, Requested: s.requested, Drained: s.drained}
+		o := Observation{Now: now, Local: local, Peer: peer, Requested: s.requested}
 		if s.verifiedAt >= 0 {
 			o.VerifiedAt = t0.Add(s.verifiedAt)
 		}
@@ -63,6 +62,7 @@ func run(t *testing.T, p Policy, steps []step) Record {
 		require.Equal(t, s.catchUp, d.CatchUp, where)
 		require.NotEmpty(t, d.Reason, where)
 		require.NotEmpty(t, d.Message, where)
+		require.Equal(t, d.CatchUp, !d.VerifyFrom.IsZero(), "a verification is asked for exactly while one is awaited: "+where)
 		if !d.RecheckAt.IsZero() {
 			// Nothing changes until the recheck, and something does then.
 			require.True(t, d.RecheckAt.After(now), where)
@@ -159,14 +159,20 @@ func TestDecide(t *testing.T) {
 			{at: 95 * time.Second, verifiedAt: 91 * time.Second, state: Normal, active: Local, event: EventFailedBack},
 		}},
 		"planned switchover waits for the drain, and back": {policy, []step{
-			{at: 0, requested: Peer, verifiedAt: never, state: Normal, active: Local, catchUp: true},
-			{at: 5 * time.Second, requested: Peer, verifiedAt: never, drained: true, state: FailedOver, active: Peer, event: EventSwitchedOver},
-			{at: 10 * time.Minute, requested: Peer, verifiedAt: never, state: FailedOver, active: Peer},
-			{at: 11 * time.Minute, verifiedAt: never, state: FailingBack, active: Peer, event: EventFailbackStarted, catchUp: true},
+			{at: 10 * time.Second, requested: Peer, verifiedAt: never, state: Normal, active: Local, catchUp: true},
+			// A verification that covers only what was written before the request is not the drain.
+			{at: 12 * time.Second, requested: Peer, verifiedAt: 8 * time.Second, state: Normal, active: Local, catchUp: true},
+			{at: 15 * time.Second, requested: Peer, verifiedAt: 11 * time.Second, state: FailedOver, active: Peer, event: EventSwitchedOver},
+			{at: 10 * time.Minute, requested: Peer, verifiedAt: 11 * time.Second, state: FailedOver, active: Peer},
+			{at: 11 * time.Minute, verifiedAt: 11 * time.Second, state: FailingBack, active: Peer, event: EventFailbackStarted, catchUp: true},
 			{at: 12 * time.Minute, verifiedAt: 11*time.Minute + time.Second, state: Normal, active: Local, event: EventFailedBack},
 		}},
+		"a switchover asked for and withdrawn while draining": {policy, []step{
+			{at: 0, requested: Peer, verifiedAt: never, state: Normal, active: Local, catchUp: true},
+			{at: 5 * time.Second, verifiedAt: never, state: Normal, active: Local},
+		}},
 		"a switchover to a peer that is down does not happen": {policy, []step{
-			{at: 0, peer: down, requested: Peer, verifiedAt: never, drained: true, state: Normal, active: Local},
+			{at: 0, peer: down, requested: Peer, verifiedAt: time.Second, state: Normal, active: Local},
 		}},
 		"no decision before both copies were observed": {policy, []step{
 			{at: 0, local: down, verifiedAt: never, state: LocalFailing, active: Local},

@@ -226,3 +226,56 @@ func argValues(t require.TestingT, p *planes.Plane, key client.ObjectKey, flag s
 	require.Fail(t, "no such flag", "--%s in %v", flag, d.Spec.Template.Spec.Containers[0].Args)
 	return nil
 }
+
+// TestSwitchover: a planned switchover (maintenance) with one annotation: the operator waits until the peer holds
+// everything written before the request, then the data plane serves from the peer; removing the annotation fails
+// back after verification. Nothing is stopped.
+func TestSwitchover(t *testing.T) {
+	home := newReplicatedTenant(t, "planned", func(tn *v1alpha1.SupportTenant) {
+		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverAutomatic,
+			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
+	})
+	key := client.ObjectKeyFromObject(home)
+	waitReplicating(t, key, 3*time.Minute)
+	endpoints := storageEndpoints(t, east, key)
+	eastStore := storage(t, east, key)
+	put(t, dataPlane(t, east, key), "devices/before-switch/x", "x")
+
+	asked := time.Now()
+	update(t, east, key, func(tn *v1alpha1.SupportTenant) {
+		metav1.SetMetaDataAnnotation(&tn.ObjectMeta, v1alpha1.AnnotationActiveSite, string(v1alpha1.SitePeer))
+	})
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		if assert.NotNil(c, tn.Status.Failover) {
+			assert.Equal(c, v1alpha1.FailoverFailedOver, tn.Status.Failover.State, tn.Status.Failover.Message)
+		}
+		assert.Equal(c, v1alpha1.SitePeer, tn.Status.Storage.ActiveSite)
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) {
+			assert.Equal(c, "SwitchedOver", lf.Trigger)
+		}
+	}, time.Minute, 200*time.Millisecond)
+	t.Logf("switched over %s after it was asked for", time.Since(asked).Round(100*time.Millisecond))
+	requireEvent(t, east, key, "SwitchedOver")
+	tn := get(t, east, key)
+	require.NotNil(t, tn.Status.Replication.LastVerifiedSync)
+	require.False(t, tn.Status.Replication.LastVerifiedSync.Time.Before(asked.Truncate(time.Second)),
+		"the switch waited for a verification made after it was asked for")
+	_, err := readLocal(storage(t, west, key), "devices/before-switch/x")
+	require.NoError(t, err, "what was written before the switch is in the peer's copy")
+	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == endpoints[1] }, 30*time.Second,
+		100*time.Millisecond, "the data plane prefers the peer's copy")
+	require.Equal(t, v1alpha1.FailoverNormal, get(t, west, key).Status.Failover.State, "west's own data plane is untouched")
+
+	update(t, east, key, func(tn *v1alpha1.SupportTenant) { delete(tn.Annotations, v1alpha1.AnnotationActiveSite) })
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		assert.Equal(c, v1alpha1.FailoverNormal, tn.Status.Failover.State, tn.Status.Failover.Message)
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) && assert.NotNil(c, lf.FailedBackAt) {
+			assert.True(c, lf.Verified)
+		}
+	}, time.Minute, 200*time.Millisecond)
+	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == endpoints[0] }, 30*time.Second, 100*time.Millisecond)
+	_, err = readLocal(eastStore, "devices/before-switch/x")
+	require.NoError(t, err)
+}

@@ -115,9 +115,6 @@ var schemaYAML = typed.YAMLObject(`types:
 - name: com.github.supportstack.supportstack.api.v1alpha1.FailoverStatus
   map:
     fields:
-    - name: failbackStartedAt
-      type:
-        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: message
       type:
         scalar: string
@@ -127,6 +124,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: state
       type:
         namedType: com.github.supportstack.supportstack.api.v1alpha1.FailoverState
+    - name: verifyFrom
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.supportstack.supportstack.api.v1alpha1.IngestSpec
   map:
     fields:

@@ -36,8 +36,9 @@ type FailoverStatusApplyConfiguration struct {
 	Reason *string `json:"reason,omitempty"`
 	// Message says why, for humans.
 	Message *string `json:"message,omitempty"`
-	// FailbackStartedAt is when failing back began; a verification counts only if it began after it.
-	FailbackStartedAt *v1.Time `json:"failbackStartedAt,omitempty"`
+	// VerifyFrom is set while the tenant waits for a verification, failing back or draining for a switchover:
+	// only one that covers every version written before it counts.
+	VerifyFrom *v1.Time `json:"verifyFrom,omitempty"`
 }
 
 // FailoverStatusApplyConfiguration constructs a declarative configuration of the FailoverStatus type for use with
@@ -70,10 +71,10 @@ func (b *FailoverStatusApplyConfiguration) WithMessage(value string) *FailoverSt
 	return b
 }
 
-// WithFailbackStartedAt sets the FailbackStartedAt field in the declarative configuration to the given value
+// WithVerifyFrom sets the VerifyFrom field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
-// If called multiple times, the FailbackStartedAt field is set to the value of the last call.
-func (b *FailoverStatusApplyConfiguration) WithFailbackStartedAt(value v1.Time) *FailoverStatusApplyConfiguration {
-	b.FailbackStartedAt = &value
+// If called multiple times, the VerifyFrom field is set to the value of the last call.
+func (b *FailoverStatusApplyConfiguration) WithVerifyFrom(value v1.Time) *FailoverStatusApplyConfiguration {
+	b.VerifyFrom = &value
 	return b
 }
