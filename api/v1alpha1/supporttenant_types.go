@@ -443,9 +443,14 @@ type FailoverRecord struct {
 	// DeclaredAt is when the operator declared the failover.
 	// +optional
 	DeclaredAt *metav1.Time `json:"declaredAt,omitempty"`
-	// RTOSeconds is how long writes could not be taken.
+	// WritesResumedAt is when the data plane's servers had all moved their writes to the peer's copy, as they
+	// recorded it (automatic failovers: the breakers moved them before the failover was declared).
 	// +optional
-	RTOSeconds int64 `json:"rtoSeconds,omitempty"`
+	WritesResumedAt *metav1.Time `json:"writesResumedAt,omitempty"`
+	// RTO is the longest time a data-plane server could not take writes, from its first failed write to the
+	// first the peer's copy took, measured by the data plane itself.
+	// +optional
+	RTO *metav1.Duration `json:"rto,omitempty"`
 	// FailedBackAt is when local storage served again.
 	// +optional
 	FailedBackAt *metav1.Time `json:"failedBackAt,omitempty"`

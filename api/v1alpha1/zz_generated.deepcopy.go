@@ -93,6 +93,15 @@ func (in *FailoverRecord) DeepCopyInto(out *FailoverRecord) {
 		in, out := &in.DeclaredAt, &out.DeclaredAt
 		*out = (*in).DeepCopy()
 	}
+	if in.WritesResumedAt != nil {
+		in, out := &in.WritesResumedAt, &out.WritesResumedAt
+		*out = (*in).DeepCopy()
+	}
+	if in.RTO != nil {
+		in, out := &in.RTO, &out.RTO
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.FailedBackAt != nil {
 		in, out := &in.FailedBackAt, &out.FailedBackAt
 		*out = (*in).DeepCopy()

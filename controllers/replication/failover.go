@@ -77,8 +77,26 @@ func (r *Reconciler) failoverStep(_ context.Context, st *state) (*ctrl.Result, e
 	if d.CatchUp {
 		r.Monitor.VerifyFrom(client.ObjectKeyFromObject(t), d.VerifyFrom)
 	}
+	if rs := t.Status.Replication; d.Active == failover.Peer && rs != nil && rs.LastFailover != nil && rs.LastFailover.RTO == nil {
+		r.Monitor.MeasureRTO(client.ObjectKeyFromObject(t), rs.LastFailover.At.Add(-rtoLookback))
+	}
 	o.failover, o.failoverDecided = d, true
 	return nil, nil
+}
+
+// rtoLookback: the data plane's writes may fail a little before the operator's health check sees the copy
+// failing (which dates the failover); its switch records are looked for from this long before.
+const rtoLookback = 30 * time.Second
+
+// withRTO completes an open failover record with what the data plane recorded of moving its writes to the peer.
+func withRTO(rec *v1alpha1.FailoverRecord, s Snapshot) *v1alpha1.FailoverRecord {
+	if rec == nil || rec.RTO != nil || rec.FailedBackAt != nil || s.WritesResumed.Before(rec.At.Add(-rtoLookback)) {
+		return rec
+	}
+	rec = rec.DeepCopy()
+	at := metav1.NewTime(s.WritesResumed.Truncate(time.Second))
+	rec.WritesResumedAt, rec.RTO = &at, &metav1.Duration{Duration: s.RTO.Round(time.Millisecond)}
+	return rec
 }
 
 // failoverStatus is the decision as the status shows it, with the failover record it changes.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
 )
 
 // Defaults of MonitorOptions.
@@ -149,6 +150,10 @@ type Snapshot struct {
 	VerifyErr    error
 	// VerifiedThrough is what the last successful verification covered: versions written before it.
 	VerifiedThrough time.Time
+	// WritesResumed and RTO are what the data plane recorded of its last move to the peer's copy after the time
+	// MeasureRTO asked about: when the last of its servers wrote there, and the longest any of them could not write.
+	WritesResumed time.Time
+	RTO           time.Duration
 }
 
 // changed reports whether two snapshots differ in what the status shows.
@@ -160,7 +165,7 @@ func (s Snapshot) changed(o Snapshot) bool {
 		s.Backlog != o.Backlog || s.CatchUp != o.CatchUp || !s.CatchUpStarted.Equal(o.CatchUpStarted) ||
 		!s.CatchUpCompleted.Equal(o.CatchUpCompleted) || s.Requeued != o.Requeued ||
 		!s.LastVerified.Equal(o.LastVerified) || errText(s.VerifyErr) != errText(o.VerifyErr) ||
-		!s.VerifiedThrough.Equal(o.VerifiedThrough)
+		!s.VerifiedThrough.Equal(o.VerifiedThrough) || !s.WritesResumed.Equal(o.WritesResumed) || s.RTO != o.RTO
 }
 
 func lagSeconds(d time.Duration) int64 { return int64(d / time.Second) }
@@ -252,6 +257,49 @@ func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
 	w.mu.Unlock()
 }
 
+// MeasureRTO asks the tenant's worker to read, from the peer's copy, the data plane's records of moving its
+// writes there after from (protocol.StorageSwitch), until it finds some.
+func (m *Monitor) MeasureRTO(key types.NamespacedName, from time.Time) {
+	m.mu.Lock()
+	w := m.workers[key]
+	m.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.rtoFrom = from
+	w.mu.Unlock()
+}
+
+// readSwitches looks for the switch records MeasureRTO asked for.
+func (w *worker) readSwitches(ctx context.Context) {
+	w.mu.Lock()
+	from := w.rtoFrom
+	w.mu.Unlock()
+	if from.IsZero() || !w.snapshot().WritesResumed.Before(from) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	startAfter := fmt.Sprintf("%s%020d", protocol.SwitchPrefix, from.UTC().UnixNano())
+	recs, err := objectstore.ReadSwitches(ctx, w.peer, w.target.Bucket, startAfter, 100)
+	if err != nil {
+		w.log.V(1).Info("Reading the data plane's switch records failed", "error", err.Error())
+	}
+	if len(recs) == 0 {
+		return
+	}
+	var resumed time.Time
+	var rto time.Duration
+	for _, r := range recs {
+		if r.ResumedAt.After(resumed) {
+			resumed = r.ResumedAt
+		}
+		rto = max(rto, r.ResumedAt.Sub(r.FailedAt))
+	}
+	w.update(func(s *Snapshot) { s.WritesResumed, s.RTO = resumed, rto })
+}
+
 // Forget stops a tenant's worker.
 func (m *Monitor) Forget(key types.NamespacedName) {
 	m.mu.Lock()
@@ -302,6 +350,8 @@ type worker struct {
 	// retryAt holds back the next attempt after a failed one.
 	verifyFrom  time.Time
 	retryAt     time.Time
+	// rtoFrom asks for the data plane's switch records written after it (MeasureRTO).
+	rtoFrom time.Time
 	catchUpDue  time.Time
 	catchUpBusy chan bool // non-nil while a catch-up runs; yields whether to retry soon
 	peerBack    time.Time // when the peer last came back
@@ -527,6 +577,9 @@ func (w *worker) check(ctx context.Context) time.Duration {
 		}
 	})
 	next := w.snapshot()
+	if healthErr == nil {
+		w.readSwitches(ctx)
+	}
 	if (prev.PeerHealthErr != nil || !prev.PeerChecked) && healthErr == nil ||
 		prev.Configured && !prev.TargetOnline && next.TargetOnline {
 		w.catchUpWant = true

@@ -146,6 +146,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 			out.ActiveSite = v1alpha1.SitePeer
 		}
 		fs, rec := failoverStatus(lastFailover, d, now)
+		rec = withRTO(rec, s)
 		out.Failover, lastFailover = &fs, rec
 	}
 	if o.monitored && s.PeerChecked {
@@ -246,7 +247,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 		repl.WithCatchUp(c)
 	}
 	if lf := rs.LastFailover; lf != nil {
-		rec := tenantac.FailoverRecord().WithAt(lf.At).WithTrigger(lf.Trigger).WithRTOSeconds(lf.RTOSeconds).WithVerified(lf.Verified)
+		rec := tenantac.FailoverRecord().WithAt(lf.At).WithTrigger(lf.Trigger).WithVerified(lf.Verified)
+		if lf.WritesResumedAt != nil {
+			rec.WithWritesResumedAt(*lf.WritesResumedAt)
+		}
+		if lf.RTO != nil {
+			rec.WithRTO(*lf.RTO)
+		}
 		if lf.DeclaredAt != nil {
 			rec.WithDeclaredAt(*lf.DeclaredAt)
 		}

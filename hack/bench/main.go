@@ -58,7 +58,13 @@ type options struct {
 	enrolls     int
 	backlog     int
 	lagDuration time.Duration
-	only        string
+	// The failover runs (failover.go).
+	failoverRuns       int
+	failoverAgents     int
+	failoverOutage     time.Duration
+	failoverHealthyFor time.Duration
+	failoverInterval   time.Duration
+	only               string
 }
 
 func main() {
@@ -74,7 +80,12 @@ func main() {
 	flag.IntVar(&o.enrolls, "enrolls", 10000, "enrollments sent at once in the enrollment storm")
 	flag.IntVar(&o.backlog, "backlog", 10000, "versions written while the peer is cut off, for the catch-up figures")
 	flag.DurationVar(&o.lagDuration, "lag-duration", time.Minute, "how long the replication lag is measured under load")
-	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd or replication")
+	flag.IntVar(&o.failoverRuns, "failover-runs", 3, "storage outages in the failover figures")
+	flag.IntVar(&o.failoverAgents, "failover-agents", 50, "simulated agents sending through the failover runs")
+	flag.DurationVar(&o.failoverOutage, "failover-outage", 30*time.Second, "how long east's MinIO is down in each failover run")
+	flag.DurationVar(&o.failoverInterval, "failover-interval", time.Second, "how often each agent sends a batch in the failover runs")
+	flag.DurationVar(&o.failoverHealthyFor, "failover-healthy-for", 10*time.Second, "the tenant's failover.healthyFor in the failover runs")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication or failover")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -154,6 +165,11 @@ func run(o options) error {
 	}
 	if part("replication") {
 		if err := replicationFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if part("failover") {
+		if err := failoverFigures(ctx, o, work); err != nil {
 			return err
 		}
 	}

@@ -44,15 +44,7 @@ import (
 //   - catch-up: a backlog written in east while the clusters cannot see each other, then the rate at which it
 //     reaches west from the moment they can, and the time until both copies' versioned listings match.
 func replicationFigures(ctx context.Context, o options, work string) error {
-	dir := filepath.Join(work, "planes")
-	logFile, err := os.Create(filepath.Join(work, "operators.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
-	env, err := planes.Start(planes.Options{SupportstackBin: o.supportstack, Dir: dir,
-		Operator: controllers.Options{}}, "east", "west")
+	env, err := startBenchPlanes(o, work)
 	if err != nil {
 		return err
 	}
@@ -90,8 +82,20 @@ func replicationFigures(ctx context.Context, o options, work string) error {
 	return catchUpFigures(ctx, env, east, west, keys[1], o.backlog)
 }
 
+// startBenchPlanes starts east and west with their operators at production settings; the operators log to a
+// file of the work directory.
+func startBenchPlanes(o options, work string) (*planes.Env, error) {
+	logFile, err := os.Create(filepath.Join(work, "operators.log"))
+	if err != nil {
+		return nil, err
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	return planes.Start(planes.Options{SupportstackBin: o.supportstack, Dir: filepath.Join(work, "planes"),
+		Operator: controllers.Options{}}, "east", "west")
+}
+
 // applyReplicated creates a replicated tenant in east and waits until both sides are Ready and replicating.
-func applyReplicated(ctx context.Context, east, west *planes.Plane, name string) (client.ObjectKey, time.Duration, error) {
+func applyReplicated(ctx context.Context, east, west *planes.Plane, name string, mutate ...func(*v1alpha1.SupportTenant)) (client.ObjectKey, time.Duration, error) {
 	ns := "bench-" + name
 	if err := east.Admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return client.ObjectKey{}, 0, err
@@ -102,6 +106,9 @@ func applyReplicated(ctx context.Context, east, west *planes.Plane, name string)
 		Spec: v1alpha1.SupportTenantSpec{DisplayName: name, Storage: v1alpha1.StorageSpec{Size: &size},
 			Ingest:      v1alpha1.IngestSpec{Replicas: 1, MaxReplicas: 1},
 			Replication: &v1alpha1.ReplicationSpec{Peer: "west"}},
+	}
+	for _, m := range mutate {
+		m(tn)
 	}
 	start := time.Now()
 	if err := east.Admin.Create(ctx, tn); err != nil {

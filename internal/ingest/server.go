@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -69,6 +71,7 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 		HealthInterval: cfg.StorageHealthInterval,
 		Registerer:     reg,
 		Logger:         s.log,
+		OnSwitch:       s.recordSwitch,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set up storage: %w", err)
@@ -282,4 +285,26 @@ func (s *Server) endpoints(w http.ResponseWriter, r *http.Request, info *request
 	}
 	info.device = claims.DeviceID
 	s.ok(w, info, protocol.EndpointsResponse{Endpoints: s.cfg.IngestEndpoints, MaxRecordsPerSecond: s.cfg.DrainRecordsPerSecond})
+}
+
+// recordSwitch stores the storage pool's move of its writes to another copy in the bucket (the copy that took
+// them), where the operator finds it: a failover's RTO is measured from this, the data plane's own
+// acknowledgements. Written once under a key of its own; losing it loses a figure, never data.
+func (s *Server) recordSwitch(sw storagepool.Switch) {
+	server, err := os.Hostname()
+	if err != nil || server == "" {
+		server = "ingest"
+	}
+	rec := protocol.StorageSwitch{Server: server + "_" + strings.NewReplacer(":", "_", "/", "_").Replace(s.cfg.ListenAddress),
+		From: sw.From, To: sw.To, FailedAt: sw.FailedAt.UTC(), ResumedAt: sw.ResumedAt.UTC()}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storageWriteTimeout)
+	defer cancel()
+	if _, _, err := s.pool.Write(ctx, protocol.SwitchKey(rec.Server, rec.ResumedAt), b,
+		storagepool.WriteOptions{ContentType: "application/json", IfAbsent: true}); err != nil {
+		s.log.Warn("Recording the move to another storage endpoint failed", "error", err.Error())
+	}
 }

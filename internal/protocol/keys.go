@@ -105,3 +105,24 @@ func LedgerKey(deviceID string) string { return LedgerPrefix + deviceID + ".json
 
 // LedgerPrefix is the prefix of all seq ledgers.
 const LedgerPrefix = "ledger/"
+
+// SwitchPrefix holds the data plane's records of moving its writes to another copy of the storage (StorageSwitch):
+// what the operator measures a failover's RTO from.
+const SwitchPrefix = "_failover/"
+
+// SwitchKey is where a server records one switch: named by when writes resumed, so that keys sort by time and
+// two servers never share one.
+func SwitchKey(server string, resumed time.Time) string {
+	return fmt.Sprintf("%s%020d-%s.json", SwitchPrefix, resumed.UTC().UnixNano(), server)
+}
+
+// StorageSwitch is a data-plane server moving its writes from its preferred storage endpoint to another: from
+// FailedAt (the first failed write there since its last good one) no write could be taken there, and at
+// ResumedAt another endpoint took one.
+type StorageSwitch struct {
+	Server    string    `json:"server"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	FailedAt  time.Time `json:"failedAt"`
+	ResumedAt time.Time `json:"resumedAt"`
+}

@@ -75,6 +75,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnSwitch, if set, is called (on a goroutine of its own) once per outage of the preferred endpoint, when
+	// another endpoint first takes a write: the data plane's own measure of how long writes could not be taken.
+	OnSwitch func(Switch)
+}
+
+// Switch is writes moving from the preferred endpoint to another: FailedAt is the first write that failed on
+// the preferred endpoint since its last good one (or that its open breaker refused), ResumedAt when another
+// endpoint took a write.
+type Switch struct {
+	From, To            string
+	FailedAt, ResumedAt time.Time
 }
 
 // Pool is an ordered list of storage endpoints with a circuit breaker each. It is safe for concurrent use.
@@ -92,6 +103,11 @@ type Pool struct {
 
 	mu      sync.Mutex
 	checked bool // a health round has completed
+	// failedAt is when writes began to fail on the preferred endpoint, zero while it takes them; switched says
+	// the switch of this outage was reported.
+	failedAt time.Time
+	switched bool
+	onSwitch func(Switch)
 }
 
 type endpoint struct {
@@ -142,6 +158,7 @@ func New(o Options) (*Pool, error) {
 		hc:        o.HTTPClient,
 		now:       o.Now,
 		log:       o.Logger,
+		onSwitch:  o.OnSwitch,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -542,22 +559,29 @@ func (p *Pool) do(ctx context.Context, op string, r route, fn func(context.Conte
 		answered = EventReadSuccess
 	}
 	var errs []error
-	for _, ep := range p.endpoints {
+	for i, ep := range p.endpoints {
 		if !r.allows(ep.url) {
 			continue
 		}
 		ok, b := p.admit(ep)
 		if !ok {
+			if i == 0 && op == "put" {
+				p.preferredFailed(b.Since)
+			}
 			errs = append(errs, fmt.Errorf("%s: circuit %s since %s", ep.url, b.State, b.Since.UTC().Format(time.RFC3339)))
 			continue
 		}
 		p.metrics.attempt(ep.url, op)
+		started := p.now()
 		actx, cancel := context.WithTimeout(ctx, p.timeout)
 		err := fn(actx, ep.client)
 		cancel()
 		switch {
 		case err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrPrecondition):
 			p.record(ep, answered, nil, time.Time{})
+			if op == "put" {
+				p.wrote(i, ep.url)
+			}
 			return ep.url, err
 		case ctx.Err() != nil:
 			p.record(ep, EventAbandoned, nil, time.Time{})
@@ -565,10 +589,45 @@ func (p *Pool) do(ctx context.Context, op string, r route, fn func(context.Conte
 		}
 		p.metrics.failure(ep.url, op)
 		p.record(ep, EventFailure, err, time.Time{})
+		if i == 0 && op == "put" {
+			p.preferredFailed(started)
+		}
 		errs = append(errs, fmt.Errorf("%s: %w", ep.url, err))
 	}
 	if len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("no storage endpoint may serve this request (only %q, skipping %q)", r.only, r.skip))
 	}
 	return "", fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+}
+
+// preferredFailed notes a write the preferred endpoint did not take, begun at at.
+func (p *Pool) preferredFailed(at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failedAt.IsZero() || at.Before(p.failedAt) {
+		p.failedAt = at
+	}
+}
+
+// wrote notes a write taken by the i-th endpoint: the preferred one ends an outage, another one ends the first
+// wait of an outage, which is reported once.
+func (p *Pool) wrote(i int, url string) {
+	p.mu.Lock()
+	if i == 0 {
+		p.failedAt, p.switched = time.Time{}, false
+		p.mu.Unlock()
+		return
+	}
+	if p.failedAt.IsZero() || p.switched {
+		p.mu.Unlock()
+		return
+	}
+	p.switched = true
+	s := Switch{From: p.endpoints[0].url, To: url, FailedAt: p.failedAt, ResumedAt: p.now()}
+	p.mu.Unlock()
+	p.log.Warn("Writes moved to another storage endpoint", "from", s.From, "to", s.To,
+		"unavailableFor", s.ResumedAt.Sub(s.FailedAt).String())
+	if p.onSwitch != nil {
+		go p.onSwitch(s)
+	}
 }

@@ -90,7 +90,9 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map
 
 func TestFailoverAndFailback(t *testing.T) {
 	first, second := twoSites(t)
-	p, reg := newPool(t, Options{Endpoints: []Endpoint{endpointOf(first), endpointOf(second)}}, true)
+	switches := make(chan Switch, 10)
+	p, reg := newPool(t, Options{Endpoints: []Endpoint{endpointOf(first), endpointOf(second)},
+		OnSwitch: func(s Switch) { switches <- s }}, true)
 	ctx := context.Background()
 	require.Eventually(t, p.Ready, 10*time.Second, 20*time.Millisecond)
 
@@ -105,9 +107,22 @@ func TestFailoverAndFailback(t *testing.T) {
 
 	// The first site fails: the very next write falls through to the second inside the same call.
 	first.Stop()
+	failing := time.Now()
 	got, err = p.Put(ctx, "b.json", []byte(`{"n":2}`), "application/json")
 	require.NoError(t, err)
 	require.Equal(t, second.URL, got)
+	// The pool reports the move once, with how long writes could not be taken.
+	var sw Switch
+	select {
+	case sw = <-switches:
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "no switch reported")
+	}
+	require.Equal(t, first.URL, sw.From)
+	require.Equal(t, second.URL, sw.To)
+	require.False(t, sw.FailedAt.Before(failing))
+	require.False(t, sw.ResumedAt.Before(sw.FailedAt))
+	require.Less(t, sw.ResumedAt.Sub(sw.FailedAt), 5*time.Second)
 	body, ok = objectOn(t, second, "b.json")
 	require.True(t, ok)
 	require.Equal(t, `{"n":2}`, body)
@@ -140,6 +155,18 @@ func TestFailoverAndFailback(t *testing.T) {
 	require.Equal(t, Closed, p.State()[0].State)
 	_, ok = objectOn(t, first, fmt.Sprintf("d%d.json", n))
 	require.True(t, ok)
+	require.Empty(t, switches, "one outage, one switch")
+
+	// A second outage is a second switch.
+	first.Stop()
+	_, err = p.Put(ctx, "e.json", []byte(`{}`), "application/json")
+	require.NoError(t, err)
+	select {
+	case sw2 := <-switches:
+		require.True(t, sw2.FailedAt.After(sw.ResumedAt))
+	case <-time.After(5 * time.Second):
+		require.Fail(t, "no switch reported for the second outage")
+	}
 }
 
 func TestBothDownIsUnavailableQuickly(t *testing.T) {

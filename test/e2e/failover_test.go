@@ -75,9 +75,15 @@ func TestStorageFailover(t *testing.T) {
 			assert.WithinDuration(c, held, lf.At.Time, 3*time.Second, "the failover began when east's storage was first seen failing")
 			assert.Equal(c, "LocalStorageFailed", lf.Trigger)
 			assert.Nil(c, lf.FailedBackAt)
+			// Measured by the data plane: ingest recorded its move to west's copy.
+			if assert.NotNil(c, lf.RTO, "RTO recorded") && assert.NotNil(c, lf.WritesResumedAt) {
+				assert.Less(c, lf.RTO.Duration, 5*time.Second)
+				assert.WithinDuration(c, held, lf.WritesResumedAt.Time, 10*time.Second)
+			}
 		}
 	}, time.Minute, 200*time.Millisecond)
-	t.Logf("failover declared %s after east's MinIO stopped", time.Since(held).Round(100*time.Millisecond))
+	t.Logf("failover declared %s after east's MinIO stopped; RTO recorded by the data plane: %s", time.Since(held).Round(100*time.Millisecond),
+		get(t, east, key).Status.Replication.LastFailover.RTO.Duration)
 	requireEvent(t, east, key, "FailedOver")
 	require.Eventually(t, func() bool {
 		e := storageEndpoints(t, east, key)

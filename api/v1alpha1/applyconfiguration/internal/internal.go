@@ -86,15 +86,18 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: failedBackAt
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
-    - name: rtoSeconds
+    - name: rto
       type:
-        scalar: numeric
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
     - name: trigger
       type:
         scalar: string
     - name: verified
       type:
         scalar: boolean
+    - name: writesResumedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.supportstack.supportstack.api.v1alpha1.FailoverSpec
   map:
     fields:

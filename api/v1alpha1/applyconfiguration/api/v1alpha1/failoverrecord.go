@@ -34,8 +34,12 @@ type FailoverRecordApplyConfiguration struct {
 	Trigger *string `json:"trigger,omitempty"`
 	// DeclaredAt is when the operator declared the failover.
 	DeclaredAt *v1.Time `json:"declaredAt,omitempty"`
-	// RTOSeconds is how long writes could not be taken.
-	RTOSeconds *int64 `json:"rtoSeconds,omitempty"`
+	// WritesResumedAt is when the data plane's servers had all moved their writes to the peer's copy, as they
+	// recorded it (automatic failovers: the breakers moved them before the failover was declared).
+	WritesResumedAt *v1.Time `json:"writesResumedAt,omitempty"`
+	// RTO is the longest time a data-plane server could not take writes, from its first failed write to the
+	// first the peer's copy took, measured by the data plane itself.
+	RTO *v1.Duration `json:"rto,omitempty"`
 	// FailedBackAt is when local storage served again.
 	FailedBackAt *v1.Time `json:"failedBackAt,omitempty"`
 	// Verified says the failback came after both copies were verified equal; false when local storage had to
@@ -73,11 +77,19 @@ func (b *FailoverRecordApplyConfiguration) WithDeclaredAt(value v1.Time) *Failov
 	return b
 }
 
-// WithRTOSeconds sets the RTOSeconds field in the declarative configuration to the given value
+// WithWritesResumedAt sets the WritesResumedAt field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
-// If called multiple times, the RTOSeconds field is set to the value of the last call.
-func (b *FailoverRecordApplyConfiguration) WithRTOSeconds(value int64) *FailoverRecordApplyConfiguration {
-	b.RTOSeconds = &value
+// If called multiple times, the WritesResumedAt field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithWritesResumedAt(value v1.Time) *FailoverRecordApplyConfiguration {
+	b.WritesResumedAt = &value
+	return b
+}
+
+// WithRTO sets the RTO field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the RTO field is set to the value of the last call.
+func (b *FailoverRecordApplyConfiguration) WithRTO(value v1.Duration) *FailoverRecordApplyConfiguration {
+	b.RTO = &value
 	return b
 }
 
