@@ -348,10 +348,10 @@ type worker struct {
 	catchUpWant bool
 	// verifyFrom asks for a verification covering what was written before it (a failback waits for one);
 	// retryAt holds back the next attempt after a failed one.
-	verifyFrom  time.Time
-	retryAt     time.Time
+	verifyFrom time.Time
+	retryAt    time.Time
 	// rtoFrom asks for the data plane's switch records written after it (MeasureRTO).
-	rtoFrom time.Time
+	rtoFrom     time.Time
 	catchUpDue  time.Time
 	catchUpBusy chan bool // non-nil while a catch-up runs; yields whether to retry soon
 	peerBack    time.Time // when the peer last came back

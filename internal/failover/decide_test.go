@@ -19,7 +19,7 @@ type step struct {
 	peer       *bool
 	requested  Site
 	verifiedAt time.Duration // relative to t0; negative: never
-	unknown    bool // the operator has not observed both copies yet
+	unknown    bool          // the operator has not observed both copies yet
 
 	state   State
 	active  Site

@@ -210,8 +210,9 @@ var gzipWriters = sync.Pool{New: func() any {
 //     SHA-256 of the NDJSON in its metadata;
 //   - each question record, as protocol.Record JSON, at protocol.QuestionKey, write-once (a question ID that
 //     occurs twice in the batch is stored once, from its last record);
-//   - the batch's newest inventory record, as protocol.Record JSON, at protocol.InventoryKey, overwritten: it is
-//     a view of the newest inventory, the record itself is in the batch.
+//   - the batch's newest inventory record, as protocol.Record JSON, at protocol.InventoryKey, write-once: keys
+//     sort by the record's time, so readers find the newest inventory as the last key, and no site overwrites
+//     another's.
 func batchObjects(b *protocol.Batch) ([]object, claimRef, error) {
 	var buf bytes.Buffer
 	zw := gzipWriters.Get().(*gzip.Writer)
@@ -257,7 +258,9 @@ func batchObjects(b *protocol.Batch) ([]object, claimRef, error) {
 		if err != nil {
 			return nil, claimRef{}, fmt.Errorf("encode inventory %d: %w", inventory.Seq, err)
 		}
-		objs = append(objs, object{key: protocol.InventoryKey(b.DeviceID), data: data, contentType: "application/json", kind: "inventory"})
+		objs = append(objs, object{key: protocol.InventoryKey(b.DeviceID, inventory.Time, inventory.Seq), data: data,
+			contentType: "application/json", kind: "inventory",
+			same: func(stored storagepool.Object) bool { return bytes.Equal(stored.Data, data) }})
 	}
 	ref := claimRef{Key: protocol.BatchKey(b.DeviceID, b.Records[0].Time, b.FirstSeq(), b.LastSeq()),
 		Digest: hex.EncodeToString(digest.Sum(nil))}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,12 +103,13 @@ func TestGoodBatchIsStoredAtDeterministicKeys(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, q.id, parsed.ID)
 	}
-	invData := mustRead(t, site, protocol.InventoryKey(id))
+	invKey := protocol.InventoryKey(id, records[6].Time, 7)
+	invData := mustRead(t, site, invKey)
 	var inv protocol.Record
 	require.NoError(t, json.Unmarshal(invData, &inv))
 	requireSameRecord(t, records[6], inv)
 
-	want := []string{protocol.DeviceKey(id), batchKey, protocol.InventoryKey(id), protocol.LedgerKey(id),
+	want := []string{protocol.DeviceKey(id), batchKey, invKey, protocol.LedgerKey(id),
 		protocol.QuestionKey(id, "q-11111111"), protocol.QuestionKey(id, "q-22222222")}
 	require.ElementsMatch(t, want, keys(t, site))
 
@@ -116,14 +118,27 @@ func TestGoodBatchIsStoredAtDeterministicKeys(t *testing.T) {
 	require.Equal(t, uint64(15), ack(t, h.do(http.MethodPost, protocol.PathBatches, dev.Credential, mustJSON(t, b), nil)))
 	require.ElementsMatch(t, want, keys(t, site))
 	require.Equal(t, batchData, mustRead(t, site, batchKey))
-	require.Equal(t, invData, mustRead(t, site, protocol.InventoryKey(id)))
+	require.Equal(t, invData, mustRead(t, site, invKey))
 	require.Equal(t, 1, objects(t, site)[batchKey], "the retry wrote the batch again")
+	require.Equal(t, 1, objects(t, site)[invKey], "the retry wrote the inventory again")
 	require.Equal(t, 1, objects(t, site)[protocol.QuestionKey(id, "q-11111111")], "the retry wrote a question again")
 
-	// The next batch, uncompressed, lands under its own key.
+	// The next batch, uncompressed, lands under its own key. Its inventory record is dated before the stored
+	// one (a late record, or one another site took): it is kept, and the newest inventory is still the newest.
+	next := telemetry(16, 2)
+	next[1] = protocol.Record{Seq: 17, Kind: protocol.KindInventory, Time: baseTime.Add(time.Second), Data: json.RawMessage(`{"cpu":"older"}`)}
 	require.Equal(t, uint64(17), ack(t, h.do(http.MethodPost, protocol.PathBatches, dev.Credential,
-		mustJSON(t, protocol.Batch{DeviceID: id, Records: telemetry(16, 2)}), nil)))
-	require.Len(t, keys(t, site), len(want)+1)
+		mustJSON(t, protocol.Batch{DeviceID: id, Records: next}), nil)))
+	require.Len(t, keys(t, site), len(want)+2)
+	var inventories []string
+	for _, k := range keys(t, site) {
+		if strings.HasPrefix(k, protocol.InventoryPrefix(id)) {
+			inventories = append(inventories, k)
+		}
+	}
+	slices.Sort(inventories)
+	require.Equal(t, []string{protocol.InventoryKey(id, next[1].Time, 17), invKey}, inventories,
+		"the newest inventory is the last key, whatever order the records came in")
 
 	require.Equal(t, 22.0, h.metric("supportstack_ingest_records_acked_total", nil))
 	require.Equal(t, 3.0, h.metric("supportstack_ingest_requests_total", map[string]string{"route": "batches", "code": "200"}))

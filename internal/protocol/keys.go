@@ -73,8 +73,17 @@ func RecordsDatePrefix(deviceID string, t time.Time) string {
 // RecordsPrefix is the prefix of all of a device's batch objects.
 func RecordsPrefix(deviceID string) string { return "devices/" + deviceID + "/records/" }
 
-// InventoryKey is the device's newest inventory.
-func InventoryKey(deviceID string) string { return "devices/" + deviceID + "/inventory/latest.json" }
+// InventoryPrefix is where a device's inventory records are kept, one object each (InventoryKey). Keys sort by
+// the record's time: the device's newest inventory is the last key under the prefix. Nothing is overwritten, so
+// two clusters taking a device's records during a failover can never leave an older inventory in place of a
+// newer one.
+func InventoryPrefix(deviceID string) string { return "devices/" + deviceID + "/inventory/" }
+
+// InventoryKey is where one inventory record is kept: named by its time (by the PC's clock, clamped like batch
+// keys, zero-padded nanoseconds) and its seq, which together identify it forever.
+func InventoryKey(deviceID string, at time.Time, seq uint64) string {
+	return fmt.Sprintf("%s%020d-%020d.json", InventoryPrefix(deviceID), ClampKeyTime(at).UnixNano(), seq)
+}
 
 // QuestionKey is one question.
 func QuestionKey(deviceID, questionID string) string {
