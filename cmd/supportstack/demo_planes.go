@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,6 +66,11 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 	if sample.Spec.Replication == nil {
 		sample.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: "west"}
 	}
+	if sample.Spec.Failover == nil {
+		// Shorter than the defaults (15s, 60s), so that a break and a heal are watched in a minute.
+		sample.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverAutomatic,
+			UnhealthyAfter: metav1.Duration{Duration: 5 * time.Second}, HealthyFor: metav1.Duration{Duration: 10 * time.Second}}
+	}
 	if err := applySample(ctx, east.Admin, sample); err != nil {
 		return err
 	}
@@ -84,13 +91,14 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 			fmt.Printf("%s dashboard: http://%s/   status page: http://%s/status\n", p.Name, addr, addr)
 		}
 	}
-	if err := showReplicatedQuestion(ctx, f.stateDir, east, west, key); err != nil {
+	if err := showReplicatedQuestion(ctx, f.stateDir, env, east, west, key); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		fmt.Printf("Could not show a question travelling from east to west: %v\n", err)
 	}
-	fmt.Println("Press Ctrl-C to stop.")
+	go watchFailover(ctx, east, key)
+	go demoCommands(ctx, os.Stdin, env, east, key, kubectl)
 	<-ctx.Done()
 	fmt.Println("Stopping. Logs and data stay in", dir, "until the next demo.")
 	return nil
@@ -98,7 +106,7 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 
 // showReplicatedQuestion enrolls an agent with east's ingest, asks a question, lets the agent deliver it and
 // waits until west's copy of the bucket holds it; then prints how to run an agent by hand.
-func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *planes.Plane, key client.ObjectKey) error {
+func showReplicatedQuestion(ctx context.Context, stateDir string, env *planes.Env, east, west *planes.Plane, key client.ObjectKey) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -107,7 +115,8 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 	if _, err := os.Stat(agentBin); err != nil {
 		return fmt.Errorf("no agent next to this binary (make demo builds it): %w", err)
 	}
-	ingest, err := east.Runner.ServiceAddress(key.Namespace, naming.Ingest(key.Name), 80)
+	// The agent reaches east's ingest as a PC would, through an address that stays while pods restart.
+	ingest, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
 	if err != nil {
 		return err
 	}
@@ -130,7 +139,7 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 		}
 		return strings.TrimSpace(string(out)), nil
 	}
-	if _, err := agent("enroll", "--url", "http://"+ingest, "--token-file", tokenFile); err != nil {
+	if _, err := agent("enroll", "--url", ingest, "--token-file", tokenFile); err != nil {
 		return err
 	}
 	out, err := agent("ask", "Asked in east: can west read this?")
@@ -157,7 +166,9 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 	if err := daemon.Start(); err != nil {
 		return err
 	}
-	defer func() {
+	// The agent keeps reporting for the rest of the demo.
+	go func() {
+		<-ctx.Done()
 		_ = daemon.Process.Kill()
 		_ = daemon.Wait()
 	}()
@@ -186,9 +197,92 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, east, west *pl
 	}
 	fmt.Printf("A question asked through east's ingest is in west's copy of the bucket %s later: %s\n  %s\n",
 		time.Since(asked).Round(time.Millisecond), object, strings.TrimSpace(string(body)))
-	fmt.Printf("An agent on this machine (it knows both clusters' ingest and moves to west when east is gone):\n"+
-		"  %s run --state-dir %s\n  %s ask --state-dir %s \"Why is my PC slow?\"\n", agentBin, agentDir, agentBin, agentDir)
+	fmt.Printf("An agent on this machine keeps reporting to east (it knows west's ingest too and moves there when east is gone).\n"+
+		"Ask it something: %s ask --state-dir %s \"Why is my PC slow?\"\n", agentBin, agentDir)
 	return nil
+}
+
+// watchFailover prints every change of east's failover state, as kubectl get -w would.
+func watchFailover(ctx context.Context, east *planes.Plane, key client.ObjectKey) {
+	last := ""
+	_ = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		t := &v1alpha1.SupportTenant{}
+		if err := east.Admin.Get(ctx, key, t); err != nil || t.Status.Failover == nil {
+			return false, nil
+		}
+		f := t.Status.Failover
+		line := fmt.Sprintf("east: %s, phase %s, active site %s: %s", f.State, t.Status.Phase, t.Status.Storage.ActiveSite, f.Message)
+		if lf := t.Status.Replication.LastFailover; lf != nil && lf.FailedBackAt != nil && f.State == v1alpha1.FailoverNormal {
+			line += fmt.Sprintf(" (last failover: began %s, RTO %s, failed back %s, verified %v)", lf.At.Format(time.TimeOnly),
+				durationOrNone(lf.RTO), lf.FailedBackAt.Format(time.TimeOnly), lf.Verified)
+		}
+		if line != last {
+			fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), line)
+			last = line
+		}
+		return false, nil
+	})
+}
+
+func durationOrNone(d *metav1.Duration) string {
+	if d == nil {
+		return "not recorded"
+	}
+	return d.Duration.String()
+}
+
+// demoCommands reads commands from in: stopping and restarting east's storage, and a planned switchover.
+func demoCommands(ctx context.Context, in io.Reader, env *planes.Env, east *planes.Plane, key client.ObjectKey, kubectl string) {
+	help := func() {
+		fmt.Print("Type a command and Enter:\n" +
+			"  break    stop east's MinIO for the tenant (the founding incident): writes move to west within a second,\n" +
+			"           the failover is declared after unhealthyAfter, the dashboards show a banner\n" +
+			"  heal     start it again: after healthyFor the operator drives the outage's writes across, verifies both\n" +
+			"           copies, then serves from east again\n" +
+			"  status   east's failover state now\n" +
+			"A planned switchover and back (with east's KUBECONFIG):\n" +
+			"  " + kubectl + " annotate supporttenant " + key.Name + " -n " + key.Namespace + " supportstack.io/active-site=peer\n" +
+			"  " + kubectl + " annotate supporttenant " + key.Name + " -n " + key.Namespace + " supportstack.io/active-site-\n" +
+			"Ctrl-C stops the demo.\n")
+	}
+	help()
+	var release func()
+	sc := bufio.NewScanner(in)
+	for sc.Scan() && ctx.Err() == nil {
+		switch strings.TrimSpace(sc.Text()) {
+		case "break":
+			if release != nil {
+				fmt.Println("east's MinIO is already stopped: type heal")
+				continue
+			}
+			r, err := east.Runner.Hold(key.Namespace, naming.MinIO(key.Name)+"-0")
+			if err != nil {
+				fmt.Println("break:", err)
+				continue
+			}
+			release = r
+			fmt.Println("east's MinIO is stopped.")
+		case "heal":
+			if release == nil {
+				fmt.Println("east's MinIO runs: type break first")
+				continue
+			}
+			release()
+			release = nil
+			fmt.Println("east's MinIO starts again.")
+		case "status":
+			t := &v1alpha1.SupportTenant{}
+			if err := east.Admin.Get(ctx, key, t); err == nil && t.Status.Failover != nil {
+				fmt.Printf("east: %s (%s): %s\n", t.Status.Failover.State, t.Status.Failover.Reason, t.Status.Failover.Message)
+			}
+		case "":
+		default:
+			help()
+		}
+	}
+	if release != nil {
+		release()
+	}
 }
 
 func ignoreCanceled(err error) error {

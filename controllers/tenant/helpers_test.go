@@ -11,6 +11,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
@@ -34,6 +35,20 @@ func getTenant(t *testing.T, ns, name string) *v1alpha1.SupportTenant {
 	got := &v1alpha1.SupportTenant{}
 	require.NoError(t, k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, got))
 	return got
+}
+
+// updateTenant changes a tenant, reading it again when another writer (the operator writes its status all the
+// time, and the status shares the object's resourceVersion) got there first.
+func updateTenant(t *testing.T, ns, name string, mutate func(*v1alpha1.SupportTenant)) {
+	t.Helper()
+	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		tn := &v1alpha1.SupportTenant{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, tn); err != nil {
+			return err
+		}
+		mutate(tn)
+		return k8s.Update(context.Background(), tn)
+	}))
 }
 
 // waitForCondition waits until the tenant's condition has the status and reason (any reason when empty), and

@@ -199,9 +199,8 @@ func TestIngressFollowsHost(t *testing.T) {
 	ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "public-ingest"}}
 	waitForObjects(t, []client.Object{ing}, 30*time.Second)
 
+	updateTenant(t, ns, "public", func(tn *v1alpha1.SupportTenant) { tn.Spec.Ingest.Host = "" })
 	got := getTenant(t, ns, "public")
-	got.Spec.Ingest.Host = ""
-	require.NoError(t, k8s.Update(ctx, got))
 	require.Eventually(t, func() bool {
 		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(ing), &networkingv1.Ingress{}))
 	}, 20*time.Second, 100*time.Millisecond, "the Ingress of a cleared host was not deleted")
@@ -289,9 +288,7 @@ func TestStatusWrittenByOthersIsKept(t *testing.T) {
 	require.NoError(t, k8s.Status().Apply(ctx, replicating, client.FieldOwner(otherWriter), client.ForceOwnership))
 
 	// A change of spec makes the tenant controller write its part again.
-	tn := getTenant(t, ns, "shared")
-	tn.Spec.DisplayName = "Shared IT"
-	require.NoError(t, k8s.Update(ctx, tn))
+	updateTenant(t, ns, "shared", func(tn *v1alpha1.SupportTenant) { tn.Spec.DisplayName = "Shared IT" })
 	require.Eventually(t, func() bool {
 		got := getTenant(t, ns, "shared")
 		return got.Status.ObservedGeneration == got.Generation && meta.IsStatusConditionTrue(got.Status.Conditions, v1alpha1.ConditionReady)

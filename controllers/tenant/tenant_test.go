@@ -228,9 +228,7 @@ func TestSuspendScalesToZeroAndKeepsData(t *testing.T) {
 	_, err := mc.PutObject(ctx, naming.BucketName, "questions/dev1/q1.json", bytes.NewReader([]byte(`{"text":"why is my PC slow?"}`)), -1, minio.PutObjectOptions{})
 	require.NoError(t, err)
 
-	tn := getTenant(t, ns, "sleepy")
-	tn.Spec.Suspend = true
-	require.NoError(t, k8s.Update(ctx, tn))
+	updateTenant(t, ns, "sleepy", func(tn *v1alpha1.SupportTenant) { tn.Spec.Suspend = true })
 	got := waitForCondition(t, ns, "sleepy", v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSuspended, 30*time.Second)
 	require.Equal(t, v1alpha1.PhaseSuspended, got.Status.Phase)
 	for _, name := range []string{"sleepy-ingest", "sleepy-dashboard"} {
@@ -252,9 +250,7 @@ func TestSuspendScalesToZeroAndKeepsData(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "processes still running: %v", runner.Pods())
 	require.Equal(t, creds, credentials(t, ns, "sleepy"), "suspend must keep the credentials")
 
-	tn = getTenant(t, ns, "sleepy")
-	tn.Spec.Suspend = false
-	require.NoError(t, k8s.Update(ctx, tn))
+	updateTenant(t, ns, "sleepy", func(tn *v1alpha1.SupportTenant) { tn.Spec.Suspend = false })
 	waitForCondition(t, ns, "sleepy", v1alpha1.ConditionReady, metav1.ConditionTrue, "", 120*time.Second)
 	obj, err := putQuestion().GetObject(ctx, naming.BucketName, "questions/dev1/q1.json", minio.GetObjectOptions{})
 	require.NoError(t, err)
