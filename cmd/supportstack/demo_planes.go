@@ -161,7 +161,8 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, env *planes.En
 	}
 	device := st.Enrollment.DeviceID
 	asked := time.Now()
-	daemon := exec.CommandContext(ctx, agentBin, "run", "--state-dir", agentDir)
+	// A sample every 2 s instead of every minute, so that the agent's records flow through a break and a heal.
+	daemon := exec.CommandContext(ctx, agentBin, "run", "--state-dir", agentDir, "--perf-interval=2s")
 	daemon.Stdout, daemon.Stderr = io.Discard, io.Discard
 	if err := daemon.Start(); err != nil {
 		return err

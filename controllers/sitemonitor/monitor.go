@@ -158,6 +158,22 @@ func (m *Monitor) Set(key types.NamespacedName, t Target) {
 	}
 }
 
+// CheckSoon checks a registered target at once unless a check is under way or one is due sooner: other evidence
+// (its pods turned unready) says its health may have changed, and a failover is declared from these checks.
+func (m *Monitor) CheckSoon(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.entries[key]
+	if !ok || e.running || !e.snap.Checked || e.snap.HealthErr != nil {
+		return // unchecked or failing targets are checked every retry interval anyway
+	}
+	e.next = time.Now()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Forget stops checking a target.
 func (m *Monitor) Forget(key types.NamespacedName) {
 	m.mu.Lock()

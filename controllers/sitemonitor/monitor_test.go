@@ -126,3 +126,27 @@ func TestHungSiteDelaysOnlyItself(t *testing.T) {
 	snap, _ := m.Snapshot(types.NamespacedName{Namespace: "ns", Name: "hung"})
 	require.Error(t, snap.HealthErr)
 }
+
+// CheckSoon checks a healthy site at once instead of at its next interval, and the snapshot says since when the
+// site is in its current health.
+func TestCheckSoon(t *testing.T) {
+	srv := miniotest.Start(t, miniotest.Options{})
+	m := start(t, Options{Interval: time.Hour, RetryInterval: 100 * time.Millisecond})
+	key := types.NamespacedName{Namespace: "ns", Name: "acme"}
+	m.Set(key, Target{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: "supportstack", RetentionDays: 9, Object: tenant("acme")})
+	waitEvent(t, m, "acme")
+	snap, _ := m.Snapshot(key)
+	require.NoError(t, snap.HealthErr)
+	healthySince := snap.Since
+	require.False(t, healthySince.IsZero())
+
+	srv.Stop()
+	stopped := time.Now()
+	m.CheckSoon(key)
+	for snap.HealthErr == nil { // events of the set-up may still be queued; without CheckSoon none would come
+		waitEvent(t, m, "acme")
+		snap, _ = m.Snapshot(key)
+	}
+	require.False(t, snap.Since.Before(stopped))
+	require.Less(t, time.Since(stopped), 10*time.Second)
+}

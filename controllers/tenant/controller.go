@@ -339,8 +339,10 @@ func (r *Reconciler) storageStep(ctx context.Context, st *state) (*ctrl.Result, 
 	obs.storageChecked = true
 	if obs.storage.ready == 0 {
 		// A MinIO that was monitored stays monitored at its last address: its failing checks are what the
-		// failover decision (and the site's health in the status) are made of.
+		// failover decision (and the site's health in the status) are made of; its pods turning unready is a
+		// reason to check now rather than at the next interval.
 		obs.storageErr = errors.New("no MinIO server is ready")
+		r.Monitor.CheckSoon(key)
 		return nil, nil
 	}
 	url, err := r.Storage.StorageURL(ctx, t)

@@ -175,13 +175,13 @@ func (d Decision) servingFromLocal(o Observation, p Policy) Decision {
 	case o.Requested == Peer:
 	case down < p.UnhealthyAfter:
 		d = d.to(LocalFailing, Local, "LocalStorageFailing", fmt.Sprintf(
-			"this copy has failed for %s; a failover is declared after %s", down.Round(time.Second), p.UnhealthyAfter))
+			"this copy fails since %s; a failover is declared once it has failed for %s", clock(o.Local.Since), p.UnhealthyAfter))
 		d.RecheckAt = o.Local.Since.Add(p.UnhealthyAfter)
 		return d
 	case p.Mode == Manual:
 		d = d.to(AwaitingSwitch, Local, "ManualFailoverRequired", fmt.Sprintf(
-			"this copy has failed for %s and failover is Manual: ingest refuses writes until someone switches to the "+
-				"peer (kubectl annotate supporttenant <name> supportstack.io/active-site=peer)", down.Round(time.Second)))
+			"this copy fails since %s and failover is Manual: ingest refuses writes until someone switches to the "+
+				"peer (kubectl annotate supporttenant <name> supportstack.io/active-site=peer)", clock(o.Local.Since)))
 		d.Event = changed(prev, AwaitingSwitch, EventSwitchNeeded)
 		return d
 	}
@@ -215,7 +215,7 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 	case prev != FailingBack:
 		if up := o.Now.Sub(o.Local.Since); up < p.HealthyFor {
 			d = d.to(FailedOver, Peer, "WaitingForStableLocal", fmt.Sprintf(
-				"this copy answers again since %s; failing back after %s without a failure", up.Round(time.Second), p.HealthyFor))
+				"this copy answers again since %s; failing back once it has answered for %s without a failure", clock(o.Local.Since), p.HealthyFor))
 			d.RecheckAt = o.Local.Since.Add(p.HealthyFor)
 			return d
 		}
@@ -234,6 +234,10 @@ func (d Decision) servingFromPeer(o Observation, p Policy) Decision {
 	d.Event, d.FailoverAt, d.VerifyFrom = EventFailedBack, time.Time{}, time.Time{}
 	return d
 }
+
+// clock formats a time for a message. Messages name moments, not durations, so that they do not change (and the
+// status is not rewritten) every second while a delay runs.
+func clock(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // changed is ev when the state moves into s, nothing when it was there already.
 func changed(prev, s State, ev Event) Event {

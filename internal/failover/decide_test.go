@@ -67,7 +67,9 @@ func run(t *testing.T, p Policy, steps []step) Record {
 			// Nothing changes until the recheck, and something does then.
 			require.True(t, d.RecheckAt.After(now), where)
 			o.Now = d.RecheckAt.Add(-time.Millisecond)
-			require.Equal(t, d.Record, Decide(d.Record, o, p).Record, "just before the recheck: "+where)
+			before := Decide(d.Record, o, p)
+			require.Equal(t, d.Record, before.Record, "just before the recheck: "+where)
+			require.Equal(t, d.Message, before.Message, "a message that changes while a delay runs rewrites the status: "+where)
 			o.Now = d.RecheckAt
 			require.NotEqual(t, d.State, Decide(d.Record, o, p).State, "at the recheck: "+where)
 		}
