@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -23,9 +24,7 @@ const (
 func policy(t *v1alpha1.SupportTenant) failover.Policy {
 	p := failover.Policy{Mode: failover.Automatic, UnhealthyAfter: DefaultUnhealthyAfter, HealthyFor: DefaultHealthyFor}
 	if f := t.Spec.Failover; f != nil {
-		if f.Mode == v1alpha1.FailoverManual {
-			p.Mode = failover.Manual
-		}
+		p.Mode = cmp.Or(f.Mode, failover.Automatic)
 		if f.UnhealthyAfter.Duration > 0 {
 			p.UnhealthyAfter = f.UnhealthyAfter.Duration
 		}
@@ -39,15 +38,14 @@ func policy(t *v1alpha1.SupportTenant) failover.Policy {
 func lastRecord(t *v1alpha1.SupportTenant) failover.Record {
 	var rec failover.Record
 	if f := t.Status.Failover; f != nil {
-		rec.State = failover.State(f.State)
+		rec.State = f.State
 		if f.VerifyFrom != nil {
 			rec.VerifyFrom = f.VerifyFrom.Time
 		}
 	}
-	if s := t.Status.Storage; s != nil && s.ActiveSite == v1alpha1.SitePeer {
+	rec.Active = failover.Local
+	if s := t.Status.Storage; s != nil && s.ActiveSite == failover.Peer {
 		rec.Active = failover.Peer
-	} else {
-		rec.Active = failover.Local
 	}
 	if r := t.Status.Replication; r != nil && r.LastFailover != nil && r.LastFailover.FailedBackAt == nil {
 		rec.FailoverAt = r.LastFailover.At.Time
@@ -101,7 +99,7 @@ func withRTO(rec *v1alpha1.FailoverRecord, s Snapshot) *v1alpha1.FailoverRecord 
 
 // failoverStatus is the decision as the status shows it, with the failover record it changes.
 func failoverStatus(cur *v1alpha1.FailoverRecord, d failover.Decision, now time.Time) (v1alpha1.FailoverStatus, *v1alpha1.FailoverRecord) {
-	fs := v1alpha1.FailoverStatus{State: v1alpha1.FailoverState(d.State), Reason: d.Reason, Message: d.Message}
+	fs := v1alpha1.FailoverStatus{State: d.State, Reason: d.Reason, Message: d.Message}
 	if !d.VerifyFrom.IsZero() {
 		at := metav1.NewTime(d.VerifyFrom.Truncate(time.Second))
 		fs.VerifyFrom = &at

@@ -244,9 +244,7 @@ func (m *Monitor) Set(key types.NamespacedName, t Target) {
 // VerifyFrom asks the tenant's worker to drive what each copy lacks across and verify both copies, covering
 // every version written before from, until a verification does.
 func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
-	m.mu.Lock()
-	w := m.workers[key]
-	m.mu.Unlock()
+	w := m.worker(key)
 	if w == nil {
 		return
 	}
@@ -260,9 +258,7 @@ func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
 // MeasureRTO asks the tenant's worker to read, from the peer's copy, the data plane's records of moving its
 // writes there after from (protocol.StorageSwitch), until it finds some.
 func (m *Monitor) MeasureRTO(key types.NamespacedName, from time.Time) {
-	m.mu.Lock()
-	w := m.workers[key]
-	m.mu.Unlock()
+	w := m.worker(key)
 	if w == nil {
 		return
 	}
@@ -300,6 +296,13 @@ func (w *worker) readSwitches(ctx context.Context) {
 	w.update(func(s *Snapshot) { s.WritesResumed, s.RTO = resumed, rto })
 }
 
+// worker is the tenant's worker, nil when it has none.
+func (m *Monitor) worker(key types.NamespacedName) *worker {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers[key]
+}
+
 // Forget stops a tenant's worker.
 func (m *Monitor) Forget(key types.NamespacedName) {
 	m.mu.Lock()
@@ -314,10 +317,8 @@ func (m *Monitor) Forget(key types.NamespacedName) {
 
 // Snapshot returns the latest snapshot of a tenant, and false when it is not registered.
 func (m *Monitor) Snapshot(key types.NamespacedName) (Snapshot, bool) {
-	m.mu.Lock()
-	w, ok := m.workers[key]
-	m.mu.Unlock()
-	if !ok {
+	w := m.worker(key)
+	if w == nil {
 		return Snapshot{}, false
 	}
 	return w.snapshot(), true

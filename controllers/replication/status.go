@@ -14,7 +14,6 @@ import (
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	tenantac "github.com/supportstack/supportstack/api/v1alpha1/applyconfiguration/api/v1alpha1"
 	conds "github.com/supportstack/supportstack/internal/conditions"
-	"github.com/supportstack/supportstack/internal/failover"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 
@@ -141,10 +140,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 	}
 	if o.failoverDecided {
 		d := o.failover
-		out.ActiveSite = v1alpha1.SiteLocal
-		if d.Active == failover.Peer {
-			out.ActiveSite = v1alpha1.SitePeer
-		}
+		out.ActiveSite = d.Active
 		fs, rec := failoverStatus(lastFailover, d, now)
 		rec = withRTO(rec, s)
 		out.Failover, lastFailover = &fs, rec

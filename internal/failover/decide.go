@@ -11,43 +11,40 @@ package failover
 import (
 	"fmt"
 	"time"
+
+	"github.com/supportstack/supportstack/api/v1alpha1"
 )
 
-// State is where a tenant is in the failover cycle.
-type State string
+// State, Mode and Site are the API's: the decision speaks the status's language, so that what it decides is
+// what the status shows.
+type (
+	State = v1alpha1.FailoverState
+	Mode  = v1alpha1.FailoverMode
+	Site  = v1alpha1.Site
+)
 
 const (
 	// Normal: local storage serves; the peer (if healthy) holds a replica.
-	Normal State = "Normal"
+	Normal = v1alpha1.FailoverNormal
 	// LocalFailing: local storage fails, for less than the failover delay. The data plane may already write to
 	// the peer.
-	LocalFailing State = "LocalFailing"
+	LocalFailing = v1alpha1.FailoverLocalFailing
 	// AwaitingSwitch: local storage has failed for longer than the failover delay in Manual mode; the data plane
 	// stays on local storage (and refuses writes) until a person switches to the peer.
-	AwaitingSwitch State = "AwaitingSwitch"
+	AwaitingSwitch = v1alpha1.FailoverAwaitingSwitch
 	// FailedOver: the peer serves.
-	FailedOver State = "FailedOver"
+	FailedOver = v1alpha1.FailoverFailedOver
 	// FailingBack: local storage has been healthy for long enough; the outage's writes are being driven across
 	// and verified. The peer still serves.
-	FailingBack State = "FailingBack"
+	FailingBack = v1alpha1.FailoverFailingBack
 	// Unavailable: neither copy answers. Ingest refuses writes with 503 and agents keep spooling.
-	Unavailable State = "Unavailable"
-)
+	Unavailable = v1alpha1.FailoverUnavailable
 
-// Mode is Automatic or Manual, as in the tenant's spec.
-type Mode string
+	Automatic = v1alpha1.FailoverAutomatic
+	Manual    = v1alpha1.FailoverManual
 
-const (
-	Automatic Mode = "Automatic"
-	Manual    Mode = "Manual"
-)
-
-// Site is one of the two copies.
-type Site string
-
-const (
-	Local Site = "local"
-	Peer  Site = "peer"
+	Local = v1alpha1.SiteLocal
+	Peer  = v1alpha1.SitePeer
 )
 
 // Health is an observation of one copy: whether it answers, since when, and whether it was observed at all.

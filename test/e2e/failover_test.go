@@ -29,10 +29,7 @@ import (
 // copies and only then fails back.
 func TestStorageFailover(t *testing.T) {
 	ctx := context.Background()
-	home := newReplicatedTenant(t, "founding", func(tn *v1alpha1.SupportTenant) {
-		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverAutomatic,
-			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
-	})
+	home := newFailoverTenant(t, "founding", v1alpha1.FailoverAutomatic)
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -129,6 +126,15 @@ func TestStorageFailover(t *testing.T) {
 		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "event": "FailedOver"}))
 }
 
+// newFailoverTenant creates a replicated tenant in east that fails over after 2 s and starts failing back after
+// its storage has answered for 3 s.
+func newFailoverTenant(t *testing.T, name string, mode v1alpha1.FailoverMode) *v1alpha1.SupportTenant {
+	return newReplicatedTenant(t, name, func(tn *v1alpha1.SupportTenant) {
+		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: mode,
+			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
+	})
+}
+
 // requireEvent waits for an event of the given reason on a plane's tenant.
 func requireEvent(t *testing.T, p *planes.Plane, key client.ObjectKey, reason string) {
 	t.Helper()
@@ -149,10 +155,7 @@ func requireEvent(t *testing.T, p *planes.Plane, key client.ObjectKey, reason st
 // TestManualFailover: in Manual mode the data plane stays on its own copy when that fails — ingest refuses writes
 // and agents keep them — until a person switches with one annotation; removing it fails back after verification.
 func TestManualFailover(t *testing.T) {
-	home := newReplicatedTenant(t, "manual", func(tn *v1alpha1.SupportTenant) {
-		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverManual,
-			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
-	})
+	home := newFailoverTenant(t, "manual", v1alpha1.FailoverManual)
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
 	require.Len(t, storageEndpoints(t, east, key), 1, "manual: the data plane has its own copy only")
@@ -237,10 +240,7 @@ func argValues(t require.TestingT, p *planes.Plane, key client.ObjectKey, flag s
 // everything written before the request, then the data plane serves from the peer; removing the annotation fails
 // back after verification. Nothing is stopped.
 func TestSwitchover(t *testing.T) {
-	home := newReplicatedTenant(t, "planned", func(tn *v1alpha1.SupportTenant) {
-		tn.Spec.Failover = &v1alpha1.FailoverSpec{Mode: v1alpha1.FailoverAutomatic,
-			UnhealthyAfter: metav1.Duration{Duration: 2 * time.Second}, HealthyFor: metav1.Duration{Duration: 3 * time.Second}}
-	})
+	home := newFailoverTenant(t, "planned", v1alpha1.FailoverAutomatic)
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
 	endpoints := storageEndpoints(t, east, key)

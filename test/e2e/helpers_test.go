@@ -44,6 +44,12 @@ func newReplicatedTenant(t *testing.T, name string, mutate ...func(*v1alpha1.Sup
 // createReplicatedTenant creates a tenant in an existing namespace of east that replicates to west.
 func createReplicatedTenant(t *testing.T, ns, name string, mutate ...func(*v1alpha1.SupportTenant)) *v1alpha1.SupportTenant {
 	t.Helper()
+	return createTenantOn(t, east, "west", ns, name, mutate...)
+}
+
+// createTenantOn creates a tenant in an existing namespace of a plane that replicates to the named peer.
+func createTenantOn(t *testing.T, home *planes.Plane, peer, ns, name string, mutate ...func(*v1alpha1.SupportTenant)) *v1alpha1.SupportTenant {
+	t.Helper()
 	size := resource.MustParse("1Gi")
 	tn := &v1alpha1.SupportTenant{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -51,16 +57,16 @@ func createReplicatedTenant(t *testing.T, ns, name string, mutate ...func(*v1alp
 			DisplayName: "Replicated " + name,
 			Storage:     v1alpha1.StorageSpec{Size: &size, ReclaimPolicy: v1alpha1.ReclaimDelete},
 			Ingest:      v1alpha1.IngestSpec{Replicas: 1, MaxReplicas: 1},
-			Replication: &v1alpha1.ReplicationSpec{Peer: "west"},
+			Replication: &v1alpha1.ReplicationSpec{Peer: peer},
 		},
 	}
 	for _, m := range mutate {
 		m(tn)
 	}
-	require.NoError(t, east.Admin.Create(context.Background(), tn))
+	require.NoError(t, home.Admin.Create(context.Background(), tn))
 	t.Cleanup(func() {
-		// The namespace goes with the test; the standby in west must go with the home.
-		_ = east.Admin.Delete(context.Background(), tn)
+		// The namespace goes with the test; the standby in the peer must go with the home.
+		_ = home.Admin.Delete(context.Background(), tn)
 	})
 	return tn
 }
@@ -90,12 +96,19 @@ func conditionTrue(c *assert.CollectT, p *planes.Plane, key client.ObjectKey, ty
 	return ok
 }
 
-// waitReplicating waits until the tenant is Ready and Replicating on both planes.
+// waitReplicating waits until the tenant is Ready and Replicating on east and west.
 func waitReplicating(t *testing.T, key client.ObjectKey, timeout time.Duration) {
 	t.Helper()
+	waitReplicatingOn(t, key, timeout, east, west)
+}
+
+// waitReplicatingOn waits until the tenant is Ready and Replicating on the planes.
+func waitReplicatingOn(t *testing.T, key client.ObjectKey, timeout time.Duration, on ...*planes.Plane) {
+	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		conditionTrue(c, east, key, v1alpha1.ConditionReady, v1alpha1.ConditionPeerReachable, v1alpha1.ConditionReplicating)
-		conditionTrue(c, west, key, v1alpha1.ConditionReady, v1alpha1.ConditionPeerReachable, v1alpha1.ConditionReplicating)
+		for _, p := range on {
+			conditionTrue(c, p, key, v1alpha1.ConditionReady, v1alpha1.ConditionPeerReachable, v1alpha1.ConditionReplicating)
+		}
 	}, timeout, 250*time.Millisecond)
 }
 

@@ -36,6 +36,21 @@ const (
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
+// operatorOptions are every plane's operator settings: production logic on test time scales.
+var operatorOptions = controllers.Options{
+	ResyncPeriod:      resyncPeriod,
+	SiteCheckInterval: time.Second,
+	SiteRetryInterval: 500 * time.Millisecond,
+	PeerInterval:      time.Second,
+	Replication: replication.MonitorOptions{
+		HeartbeatInterval: heartbeatInterval,
+		ProbeInterval:     100 * time.Millisecond,
+		CheckInterval:     time.Second,
+		RetryInterval:     time.Second,
+		SetupInterval:     2 * time.Second,
+	},
+}
+
 func run(m *testing.M) int {
 	flag.Parse()
 	if testing.Short() {
@@ -67,19 +82,7 @@ func run(m *testing.M) int {
 	env, err = planes.Start(planes.Options{
 		SupportstackBin: supportstackBin,
 		Dir:             filepath.Join(dir, "planes"),
-		Operator: controllers.Options{
-			ResyncPeriod:      resyncPeriod,
-			SiteCheckInterval: time.Second,
-			SiteRetryInterval: 500 * time.Millisecond,
-			PeerInterval:      time.Second,
-			Replication: replication.MonitorOptions{
-				HeartbeatInterval: heartbeatInterval,
-				ProbeInterval:     100 * time.Millisecond,
-				CheckInterval:     time.Second,
-				RetryInterval:     time.Second,
-				SetupInterval:     2 * time.Second,
-			},
-		},
+		Operator:        operatorOptions,
 	}, "east", "west")
 	if err != nil {
 		return fail("%v", err)

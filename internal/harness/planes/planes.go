@@ -290,17 +290,36 @@ func ensureNamespace(ctx context.Context, c client.Client, name string) error {
 
 // Stop stops every plane: operators first, then runners, then control planes.
 func (e *Env) Stop() error {
-	var errs []error
 	if e.gw != nil {
 		defer e.gw.close()
 	}
+	planes := make([]*Plane, 0, len(e.order))
+	for _, name := range e.order {
+		planes = append(planes, e.planes[name])
+	}
+	return stop(planes)
+}
+
+// StopPlane stops one plane entirely — its operator, its pods (MinIO, ingest, dashboard) and its control plane —
+// as a whole cluster lost at once. The other planes go on and find it gone.
+func (e *Env) StopPlane(name string) error {
+	p := e.planes[name]
+	if p == nil {
+		return fmt.Errorf("no plane %s", name)
+	}
+	return stop([]*Plane{p})
+}
+
+// stop stops the planes' operators, then their runners, then their control planes; a part stopped before is
+// skipped.
+func stop(planes []*Plane) error {
+	var errs []error
 	for _, part := range []func(*Plane) *func() error{
 		func(p *Plane) *func() error { return &p.stopOperator },
 		func(p *Plane) *func() error { return &p.stopRunner },
 		func(p *Plane) *func() error { return &p.stopCluster },
 	} {
-		for _, name := range e.order {
-			p := e.planes[name]
+		for _, p := range planes {
 			stop := part(p)
 			if *stop == nil {
 				continue
