@@ -455,6 +455,10 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if !now.Before(nextCheck) {
 			nextCheck = now.Add(w.check(ctx))
+			// On a time budget of its own: a hung copy here can use up the check's.
+			if s := w.snapshot(); s.PeerChecked && s.PeerHealthErr == nil {
+				w.readSwitches(ctx)
+			}
 		}
 		if bucketReady && !now.Before(nextPrune) {
 			w.prune(ctx)
@@ -578,9 +582,6 @@ func (w *worker) check(ctx context.Context) time.Duration {
 		}
 	})
 	next := w.snapshot()
-	if healthErr == nil {
-		w.readSwitches(ctx)
-	}
 	if (prev.PeerHealthErr != nil || !prev.PeerChecked) && healthErr == nil ||
 		prev.Configured && !prev.TargetOnline && next.TargetOnline {
 		w.catchUpWant = true

@@ -39,7 +39,8 @@ type Config struct {
 	// Limits bound one batch request; zero fields mean protocol.DefaultLimits.
 	Limits protocol.Limits
 
-	// StorageRequestTimeout bounds one storage attempt at one endpoint; 0 means the pool's default (10s).
+	// StorageRequestTimeout bounds one storage attempt at one endpoint; 0 means the pool's default (10s). The
+	// flag's default is DefaultStorageRequestTimeout.
 	StorageRequestTimeout time.Duration
 	// StorageHealthInterval is how often each storage endpoint's health is checked; 0 means 1s.
 	StorageHealthInterval time.Duration
@@ -70,6 +71,11 @@ const (
 	DefaultMaxConcurrentRequests = 64
 	DefaultAdmissionWait         = 2 * time.Second
 	// An enrollment body is at most 16 KiB, a batch body a few MiB sent by a PC on any line.
+	// DefaultStorageRequestTimeout bounds one storage attempt: a batch's objects are small, so a MinIO that has
+	// not answered in 2 s is hung or drowning, and the request goes on to the peer's copy (keys are written once,
+	// so nothing is written twice). It is most of what a hung MinIO costs an agent.
+	DefaultStorageRequestTimeout = 2 * time.Second
+
 	DefaultEnrollReadTimeout = 10 * time.Second
 	DefaultBatchReadTimeout  = 30 * time.Second
 )
@@ -107,7 +113,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Limits.MaxDecodedBytes, "max-decoded-bytes", protocol.DefaultLimits.MaxDecodedBytes, "largest batch request body after decompression")
 	fs.IntVar(&c.Limits.MaxRecords, "max-records-per-batch", protocol.DefaultLimits.MaxRecords, "most records in one batch")
 	fs.IntVar(&c.Limits.MaxRecordBytes, "max-record-bytes", protocol.DefaultLimits.MaxRecordBytes, "largest data of one record")
-	fs.DurationVar(&c.StorageRequestTimeout, "storage-request-timeout", 10*time.Second, "bound of one storage request at one endpoint")
+	fs.DurationVar(&c.StorageRequestTimeout, "storage-request-timeout", DefaultStorageRequestTimeout,
+		"bound of one storage request at one endpoint; one that times out sends the next requests to the next endpoint")
 	fs.DurationVar(&c.StorageHealthInterval, "storage-health-interval", time.Second, "how often each storage endpoint's health is checked")
 	fs.IntVar(&c.MaxConcurrentRequests, "max-concurrent-requests", DefaultMaxConcurrentRequests, "requests doing storage work at once; more wait up to --admission-wait, then get 429 overloaded")
 	fs.DurationVar(&c.AdmissionWait, "admission-wait", DefaultAdmissionWait, "how long a request waits for a free slot before it is refused with 429 overloaded")

@@ -45,6 +45,9 @@ const (
 	// a full disk serves reads and refuses writes. It closes a half-open breaker but does not reset the failures
 	// counted while closed, so failing writes open the breaker however many reads succeed between them.
 	EventReadSuccess
+	// EventTimeout: a request to the endpoint got no answer within the request timeout. A hung server holds
+	// every request for that long, so one is evidence enough: it opens a closed breaker at once.
+	EventTimeout
 )
 
 func (e Event) String() string {
@@ -61,6 +64,8 @@ func (e Event) String() string {
 		return "abandoned"
 	case EventReadSuccess:
 		return "read-success"
+	case EventTimeout:
+		return "timeout"
 	}
 	return "unknown"
 }
@@ -114,6 +119,7 @@ func (b Breaker) Admit(now time.Time, p Policy) (Breaker, bool) {
 // On returns the breaker after ev:
 //
 //	closed    + failure     -> closed with one more failure, open at FailureThreshold
+//	closed, half-open + timeout -> open for OpenFor
 //	closed    + health fail -> closed with one more health failure, open at HealthFailureThreshold
 //	closed    + success, health ok -> closed, both counts reset
 //	half-open + success     -> closed
@@ -144,6 +150,10 @@ func (b Breaker) On(ev Event, now time.Time, p Policy) Breaker {
 				return open()
 			}
 		case HalfOpen:
+			return open()
+		}
+	case EventTimeout:
+		if b.State != Open {
 			return open()
 		}
 	case EventHealthOK:

@@ -27,6 +27,15 @@ func TestBreakerOn(t *testing.T) {
 		"closed, failure at threshold opens": {
 			Breaker{State: Closed, Since: t0, Failures: 2}, EventFailure,
 			openAt(now, now.Add(2*time.Second))},
+		"closed, a timeout opens at once": {
+			Breaker{State: Closed, Since: t0}, EventTimeout,
+			openAt(now, now.Add(2*time.Second))},
+		"half-open, a timed-out probe opens": {
+			Breaker{State: HalfOpen, Since: t0, Probing: true}, EventTimeout,
+			openAt(now, now.Add(2*time.Second))},
+		"open, a late timeout of a request admitted before changes nothing": {
+			openAt(t0, t0.Add(2*time.Second)), EventTimeout,
+			openAt(t0, t0.Add(2*time.Second))},
 		"closed, success resets the failures": {
 			Breaker{State: Closed, Since: t0, Failures: 2}, EventSuccess,
 			Breaker{State: Closed, Since: t0}},

@@ -80,8 +80,8 @@ type Options struct {
 	OnSwitch func(Switch)
 }
 
-// Switch is writes moving from the preferred endpoint to another: FailedAt is the first write that failed on
-// the preferred endpoint since its last good one (or that its open breaker refused), ResumedAt when another
+// Switch is writes moving from the preferred endpoint to another: FailedAt is the first request that failed on
+// the preferred endpoint since it last took a write (or that its open breaker refused), ResumedAt when another
 // endpoint took a write.
 type Switch struct {
 	From, To            string
@@ -344,6 +344,7 @@ var causes = map[Event]string{
 	EventHealthOK:    "health-check-passed",
 	EventHealthFail:  "health-check-failed",
 	EventAbandoned:   "request-abandoned",
+	EventTimeout:     "request-timed-out",
 }
 
 // transition logs and counts a change of a breaker's state.
@@ -565,7 +566,7 @@ func (p *Pool) do(ctx context.Context, op string, r route, fn func(context.Conte
 		}
 		ok, b := p.admit(ep)
 		if !ok {
-			if i == 0 && op == "put" {
+			if i == 0 {
 				p.preferredFailed(b.Since)
 			}
 			errs = append(errs, fmt.Errorf("%s: circuit %s since %s", ep.url, b.State, b.Since.UTC().Format(time.RFC3339)))
@@ -588,8 +589,14 @@ func (p *Pool) do(ctx context.Context, op string, r route, fn func(context.Conte
 			return "", fmt.Errorf("%s: %w", op, ctx.Err())
 		}
 		p.metrics.failure(ep.url, op)
-		p.record(ep, EventFailure, err, time.Time{})
-		if i == 0 && op == "put" {
+		ev := EventFailure
+		if errors.Is(actx.Err(), context.DeadlineExceeded) {
+			ev = EventTimeout
+		}
+		p.record(ep, ev, err, time.Time{})
+		if i == 0 {
+			// Any request the preferred endpoint fails counts: a write begins with reads (a batch reads its
+			// device's ledger first), and a hung endpoint is found by the first of them.
 			p.preferredFailed(started)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", ep.url, err))

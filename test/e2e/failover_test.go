@@ -126,6 +126,58 @@ func TestStorageFailover(t *testing.T) {
 		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "event": "FailedOver"}))
 }
 
+// TestFrozenStorage: east's MinIO hangs (SIGSTOP: connections are accepted and never answered) instead of
+// refusing them. Writes still reach west within the data plane's request timeout, the failover is declared, and
+// when MinIO continues the failback is verified as after a crash.
+func TestFrozenStorage(t *testing.T) {
+	home := newFailoverTenant(t, "frozen", v1alpha1.FailoverAutomatic)
+	key := client.ObjectKeyFromObject(home)
+	waitReplicating(t, key, 3*time.Minute)
+	public, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
+	require.NoError(t, err)
+	a := agent{state: t.TempDir()}
+	a.cmd(t, "enroll", "--url", public, "--token", sharedToken(t, key))
+	device := a.deviceID(t)
+	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+
+	thaw, err := east.Runner.Freeze(key.Namespace, naming.MinIO(key.Name)+"-0")
+	require.NoError(t, err)
+	defer thaw()
+	frozen := time.Now()
+	q := a.ask(t, "asked while east's storage hangs")
+	stop := a.run(t)
+	defer stop()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := readLocal(westStore, protocol.QuestionKey(device, q))
+		assert.NoError(c, err, "acknowledged through west's storage")
+	}, time.Minute, 100*time.Millisecond)
+	t.Logf("the question is in west's storage %s after east's MinIO froze", time.Since(frozen).Round(100*time.Millisecond))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		if assert.NotNil(c, tn.Status.Failover) {
+			assert.Equal(c, v1alpha1.FailoverFailedOver, tn.Status.Failover.State, tn.Status.Failover.Message)
+		}
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) {
+			assert.NotNil(c, lf.RTO, "RTO recorded")
+		}
+	}, time.Minute, 200*time.Millisecond)
+	lf := get(t, east, key).Status.Replication.LastFailover
+	t.Logf("failover declared %s after the freeze; RTO recorded by the data plane: %s", time.Since(frozen).Round(100*time.Millisecond), lf.RTO.Duration)
+
+	thaw()
+	thawed := time.Now()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		tn := get(t, east, key)
+		assert.Equal(c, v1alpha1.FailoverNormal, tn.Status.Failover.State, tn.Status.Failover.Message)
+		if lf := tn.Status.Replication.LastFailover; assert.NotNil(c, lf) && assert.NotNil(c, lf.FailedBackAt) {
+			assert.True(c, lf.Verified)
+		}
+	}, 2*time.Minute, 250*time.Millisecond)
+	t.Logf("failed back, verified, %s after east's MinIO continued", time.Since(thawed).Round(100*time.Millisecond))
+	_, err = readLocal(eastStore, protocol.QuestionKey(device, q))
+	require.NoError(t, err, "the question taken by west while east hung is in east")
+}
+
 // newFailoverTenant creates a replicated tenant in east that fails over after 2 s and starts failing back after
 // its storage has answered for 3 s.
 func newFailoverTenant(t *testing.T, name string, mode v1alpha1.FailoverMode) *v1alpha1.SupportTenant {

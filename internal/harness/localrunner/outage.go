@@ -1,11 +1,47 @@
 package localrunner
 
-import "fmt"
+import (
+	"fmt"
+	"syscall"
+)
 
 // Hold kills every container of the named pod and keeps them from restarting until release is called: the pod
 // keeps its address and its Services keep pointing at it, as with a server process that crashed or was cut off.
-// Outage tests use it; a hung server is a SIGSTOP to the PIDs that Pods lists.
+// Outage tests use it; Freeze makes a hung server.
 func (r *Runner) Hold(namespace, name string) (release func(), err error) {
+	procs, err := r.processes(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, proc := range procs {
+		proc.hold()
+	}
+	return func() {
+		for _, proc := range procs {
+			proc.release()
+		}
+	}, nil
+}
+
+// Freeze stops a pod's processes with SIGSTOP, as a hung server: they keep their sockets, the kernel accepts
+// connections for them, and nothing answers. The returned thaw continues them with SIGCONT.
+func (r *Runner) Freeze(namespace, name string) (thaw func(), err error) {
+	procs, err := r.processes(namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, proc := range procs {
+		proc.signal(syscall.SIGSTOP)
+	}
+	return func() {
+		for _, proc := range procs {
+			proc.signal(syscall.SIGCONT)
+		}
+	}, nil
+}
+
+// processes are the running processes of a pod's containers.
+func (r *Runner) processes(namespace, name string) ([]*process, error) {
 	r.mu.Lock()
 	var target *pod
 	for key, pods := range r.pods {
@@ -25,13 +61,8 @@ func (r *Runner) Hold(namespace, name string) (release func(), err error) {
 	var procs []*process
 	for _, c := range target.containers {
 		if proc := c.proc.Load(); proc != nil {
-			proc.hold()
 			procs = append(procs, proc)
 		}
 	}
-	return func() {
-		for _, proc := range procs {
-			proc.release()
-		}
-	}, nil
+	return procs, nil
 }

@@ -124,6 +124,16 @@ func (p *process) hold() {
 	}
 }
 
+// signal sends sig to the running process's group, if one runs.
+func (p *process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, sig)
+	}
+}
+
 // release lets a held process start again.
 func (p *process) release() {
 	p.mu.Lock()
