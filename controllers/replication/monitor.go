@@ -267,6 +267,23 @@ func (m *Monitor) MeasureRTO(key types.NamespacedName, from time.Time) {
 	w.mu.Unlock()
 }
 
+// switchReader reads the data plane's switch records from the peer's copy every check interval, on a loop of its
+// own: while this copy hangs, the worker's own loop waits on it, and the RTO is wanted exactly then.
+func (w *worker) switchReader(ctx context.Context) {
+	tick := time.NewTicker(w.m.o.CheckInterval)
+	defer tick.Stop()
+	for {
+		if s := w.snapshot(); s.PeerChecked && s.PeerHealthErr == nil {
+			w.readSwitches(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // readSwitches looks for the switch records MeasureRTO asked for.
 func (w *worker) readSwitches(ctx context.Context) {
 	w.mu.Lock()
@@ -437,12 +454,16 @@ func (w *worker) run(ctx context.Context) {
 		w.update(func(s *Snapshot) { s.SetupErr = w.buildErr })
 		return
 	}
-	canaryDone := make(chan struct{})
+	canaryDone, switchesDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(canaryDone)
 		w.canary(ctx)
 	}()
-	defer func() { <-canaryDone }()
+	go func() {
+		defer close(switchesDone)
+		w.switchReader(ctx)
+	}()
+	defer func() { <-canaryDone; <-switchesDone }()
 	var nextSetup, nextCheck, nextPrune time.Time
 	tick := time.NewTicker(max(w.m.o.ProbeInterval, 250*time.Millisecond))
 	defer tick.Stop()
@@ -455,10 +476,6 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if !now.Before(nextCheck) {
 			nextCheck = now.Add(w.check(ctx))
-			// On a time budget of its own: a hung copy here can use up the check's.
-			if s := w.snapshot(); s.PeerChecked && s.PeerHealthErr == nil {
-				w.readSwitches(ctx)
-			}
 		}
 		if bucketReady && !now.Before(nextPrune) {
 			w.prune(ctx)
