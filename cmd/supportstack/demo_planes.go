@@ -86,9 +86,10 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 		}
 		fmt.Printf("%s: tenant %s (%s) is Ready and replicating %s after apply\n", p.Name, key, role, time.Since(start).Round(time.Millisecond))
 	}
+	// Addresses that stay while the dashboards' pods restart (they do when the preferred copy changes).
 	for _, p := range []*planes.Plane{east, west} {
-		if addr, err := p.Runner.ServiceAddress(key.Namespace, naming.Dashboard(key.Name), 80); err == nil {
-			fmt.Printf("%s dashboard: http://%s/   status page: http://%s/status\n", p.Name, addr, addr)
+		if url, err := env.PublicURL(p.Name, key.Namespace, naming.Dashboard(key.Name), 80); err == nil {
+			fmt.Printf("%s dashboard: %s/   status page: %s/status\n", p.Name, url, url)
 		}
 	}
 	if err := showReplicatedQuestion(ctx, f.stateDir, env, east, west, key); err != nil {

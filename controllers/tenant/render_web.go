@@ -66,15 +66,17 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 // storageArgs are the flags with which ingest and dashboard find the tenant's storage: this cluster's MinIO,
 // then, for a replicated tenant, the peer's, reached through its PeerCluster's storageURLTemplate.
 func (c Config) storageArgs(t *v1alpha1.SupportTenant, peer *v1alpha1.PeerCluster) []string {
-	endpoints := []string{c.storageEndpoint(t)}
+	own := c.storageEndpoint(t)
+	endpoints := []string{own}
 	if replicated(t, peer) {
-		endpoints = storageOrder(t, endpoints[0], peer.StorageURL(t.Namespace, t.Name))
+		endpoints = storageOrder(t, own, peer.StorageURL(t.Namespace, t.Name))
 	}
 	return webserver.StorageConfig{
 		ListenAddress: "$(POD_IP):" + fmt.Sprint(naming.HTTPPort),
 		Tenant:        t.Name,
 		Bucket:        naming.BucketName,
 		Endpoints:     endpoints,
+		Local:         own,
 	}.Args()
 }
 

@@ -37,7 +37,7 @@ type overview struct {
 	Tenant      string
 	// Storage is the endpoint serving reads now, empty when none is available.
 	Storage string
-	// FromPeer says Storage is not this cluster's own (the first endpoint): the page says so in a banner.
+	// FromPeer says Storage is not this cluster's own copy: the page says so in a banner.
 	FromPeer  bool
 	Endpoints []endpointHealth
 	Devices   int
@@ -92,11 +92,11 @@ func render(w http.ResponseWriter, name string, data overview) {
 // look reports the pool's view of the storage endpoints and counts devices and questions through it.
 func (c Config) look(ctx context.Context, pool *storagepool.Pool) overview {
 	o := overview{DisplayName: c.DisplayName, Tenant: c.Tenant, Checked: time.Now().UTC()}
-	for i, st := range pool.State() {
+	for _, st := range pool.State() {
 		healthy := st.State != storagepool.Open
 		o.Endpoints = append(o.Endpoints, endpointHealth{URL: st.URL, Healthy: healthy})
 		if healthy && o.Storage == "" {
-			o.Storage, o.FromPeer = st.URL, i > 0
+			o.Storage, o.FromPeer = st.URL, st.URL != c.LocalEndpoint()
 		}
 	}
 	if o.Storage == "" {

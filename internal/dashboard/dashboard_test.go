@@ -32,28 +32,19 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 		_, err = mc.PutObject(ctx, "supportstack", "questions/d1/q1.json", strings.NewReader("{}"), 2, minio.PutObjectOptions{})
 		require.NoError(t, err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	cfg := Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{ListenAddress: addr, Tenant: "acme",
-		Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL}, AccessKey: own.AccessKey, SecretKey: own.SecretKey}}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- Run(runCtx, cfg) }()
-	t.Cleanup(func() { cancel(); <-done })
+	get := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+		Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL}, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
 
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
-	code, body := get("/")
+	// A dashboard the operator pointed at the peer's copy first (a declared failover, not yet failed back) says
+	// so while both copies answer: the banner follows which copy is this cluster's, not the order.
+	onPeer := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+		Bucket: "supportstack", Endpoints: []string{peer.URL, own.URL}, Local: own.URL, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
+	code, body := onPeer("/")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `<span class="ok" id="storage">`+peer.URL)
+	require.Contains(t, body, `id="failover-banner"`)
+
+	code, body = get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `<span class="ok" id="storage">`+own.URL)
 	require.Contains(t, body, `<div class="num" id="questions">1</div>`)
@@ -79,4 +70,30 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 	code, body = get("/status")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "Acme IT", "the status page still renders with every storage down")
+}
+
+// serve runs a dashboard on a free port until the test ends, waits until it is ready, and returns a getter of its
+// pages.
+func serve(t *testing.T, cfg Config) func(path string) (int, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	cfg.ListenAddress = addr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() { cancel(); <-done })
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
+	return get
 }

@@ -27,6 +27,7 @@ const (
 	FlagTenant           = "tenant"
 	FlagBucket           = "bucket"
 	FlagStorageEndpoints = "storage-endpoints"
+	FlagLocalStorage     = "local-storage-endpoint"
 	EnvStorageAccessKey  = "STORAGE_ACCESS_KEY"
 	EnvStorageSecretKey  = "STORAGE_SECRET_KEY"
 )
@@ -37,20 +38,35 @@ type StorageConfig struct {
 	ListenAddress string
 	Tenant        string
 	Bucket        string
-	// Endpoints in order of preference: this cluster's MinIO first, then the peer's.
+	// Endpoints in order of preference: this cluster's MinIO first, then the peer's — or the peer's first while
+	// the operator has declared it the active copy.
 	Endpoints []string
+	// Local is this cluster's own endpoint, when it is not simply the first (LocalEndpoint).
+	Local     string
 	AccessKey string
 	SecretKey string
 }
 
 // Args renders c's settings but the credentials as the flags BindFlags reads.
 func (c StorageConfig) Args() []string {
-	return []string{
+	args := []string{
 		"--" + FlagListenAddress + "=" + c.ListenAddress,
 		"--" + FlagTenant + "=" + c.Tenant,
 		"--" + FlagBucket + "=" + c.Bucket,
 		"--" + FlagStorageEndpoints + "=" + strings.Join(c.Endpoints, ","),
 	}
+	if c.Local != "" {
+		args = append(args, "--"+FlagLocalStorage+"="+c.Local)
+	}
+	return args
+}
+
+// LocalEndpoint is this cluster's own storage endpoint: Local, or else the first endpoint.
+func (c StorageConfig) LocalEndpoint() string {
+	if c.Local != "" || len(c.Endpoints) == 0 {
+		return c.Local
+	}
+	return c.Endpoints[0]
 }
 
 // BindFlags registers the shared flags.
@@ -58,6 +74,10 @@ func (c *StorageConfig) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddress, FlagListenAddress, ":8080", "address to serve HTTP on")
 	fs.StringVar(&c.Tenant, FlagTenant, "", "name of the tenant served")
 	fs.StringVar(&c.Bucket, FlagBucket, "supportstack", "the tenant's bucket")
+	fs.Func(FlagLocalStorage, "this cluster's own storage URL, one of --storage-endpoints (default: the first)", func(s string) error {
+		c.Local = strings.TrimRight(strings.TrimSpace(s), "/")
+		return nil
+	})
 	fs.Func(FlagStorageEndpoints, "comma-separated storage URLs, preferred first", func(s string) error {
 		c.Endpoints = nil
 		for _, e := range strings.Split(s, ",") {

@@ -39,9 +39,7 @@ func TestStorageFailover(t *testing.T) {
 		}
 	}, 30*time.Second, 200*time.Millisecond)
 
-	a := agent{state: t.TempDir()}
-	a.cmd(t, "enroll", "--url", ingestURL(t, east, key), "--token", sharedToken(t, key))
-	device := a.deviceID(t)
+	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 	endpoints := storageEndpoints(t, east, key)
 	require.Len(t, endpoints, 2, "automatic: both copies, own first")
@@ -133,11 +131,7 @@ func TestFrozenStorage(t *testing.T) {
 	home := newFailoverTenant(t, "frozen", v1alpha1.FailoverAutomatic)
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
-	public, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
-	require.NoError(t, err)
-	a := agent{state: t.TempDir()}
-	a.cmd(t, "enroll", "--url", public, "--token", sharedToken(t, key))
-	device := a.deviceID(t)
+	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 
 	thaw, err := east.Runner.Freeze(key.Namespace, naming.MinIO(key.Name)+"-0")
@@ -182,6 +176,17 @@ func TestFrozenStorage(t *testing.T) {
 	require.NoError(t, err, "the question taken by west while east hung is in east")
 }
 
+// enrolledAgent is an agent enrolled with east's ingest of the tenant through its stable public address, as
+// through an ingress (east's ingest pods restart when the preferred copy changes), and its device.
+func enrolledAgent(t *testing.T, key client.ObjectKey) (agent, string) {
+	t.Helper()
+	public, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
+	require.NoError(t, err)
+	a := agent{state: t.TempDir()}
+	a.cmd(t, "enroll", "--url", public, "--token", sharedToken(t, key))
+	return a, a.deviceID(t)
+}
+
 // newFailoverTenant creates a replicated tenant in east that fails over after 2 s and starts failing back after
 // its storage has answered for 3 s.
 func newFailoverTenant(t *testing.T, name string, mode v1alpha1.FailoverMode) *v1alpha1.SupportTenant {
@@ -217,13 +222,7 @@ func TestManualFailover(t *testing.T) {
 	require.Len(t, storageEndpoints(t, east, key), 1, "manual: the data plane has its own copy only")
 	require.Len(t, argValues(t, east, key, "ingest-endpoints"), 1, "manual: agents are not told of the peer's ingest")
 
-	// The switch restarts east's ingest pods: the agent reaches them through the stable public address it
-	// enrolled with, as through an ingress.
-	public, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
-	require.NoError(t, err)
-	a := agent{state: t.TempDir()}
-	a.cmd(t, "enroll", "--url", public, "--token", sharedToken(t, key))
-	device := a.deviceID(t)
+	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 
 	release, err := east.Runner.Hold(key.Namespace, naming.MinIO(key.Name)+"-0")
