@@ -242,6 +242,15 @@ type FailoverSpec struct {
 // (after verification).
 const AnnotationActiveSite = "supportstack.io/active-site"
 
+// AnnotationDrill starts a disaster-recovery drill on a replicated tenant: each new value names one drill
+// (`kubectl annotate st acme supportstack.io/drill=$(date +%s) --overwrite`). Under live traffic the operator
+// writes canaries to this copy, refuses this copy's storage to the data plane (it disables the data plane's
+// MinIO user here, nothing is stopped), measures how long the data plane took to write through the peer (RTO)
+// and which canaries the peer lacked at that moment (RPO), restores the user and verifies both copies. Removing
+// or changing the annotation during a drill ends it and restores access. status.replication.lastDrill has the
+// result.
+const AnnotationDrill = "supportstack.io/drill"
+
 // FailoverState is where a replicated tenant is in the failover cycle.
 // +kubebuilder:validation:Enum=Normal;LocalFailing;AwaitingSwitch;FailedOver;FailingBack;Unavailable
 type FailoverState string
@@ -400,6 +409,73 @@ type ReplicationStatus struct {
 	// LastFailover records the last time traffic moved to the other site.
 	// +optional
 	LastFailover *FailoverRecord `json:"lastFailover,omitempty"`
+	// LastDrill is the last disaster-recovery drill (annotation supportstack.io/drill), running or done.
+	// +optional
+	LastDrill *DrillRecord `json:"lastDrill,omitempty"`
+}
+
+// DrillPhase is where a disaster-recovery drill is.
+// +kubebuilder:validation:Enum=Preparing;Fenced;Verifying;Succeeded;Failed;Refused;Aborted
+type DrillPhase string
+
+const (
+	// DrillPreparing: canaries are written to this copy.
+	DrillPreparing DrillPhase = "Preparing"
+	// DrillFenced: this copy refuses the data plane, which writes through the peer.
+	DrillFenced DrillPhase = "Fenced"
+	// DrillVerifying: access is restored; both copies are being verified equal.
+	DrillVerifying DrillPhase = "Verifying"
+	// DrillSucceeded: the data plane moved to the peer, came back, and both copies were verified equal.
+	DrillSucceeded DrillPhase = "Succeeded"
+	// DrillFailed: the drill ran but measured or verified less than it should (the message says what).
+	DrillFailed DrillPhase = "Failed"
+	// DrillRefused: the drill did not start because the tenant was not in a state to run one safely.
+	DrillRefused DrillPhase = "Refused"
+	// DrillAborted: the drill ended early (annotation changed, peer failed, operator restarted); access is
+	// restored.
+	DrillAborted DrillPhase = "Aborted"
+)
+
+// DrillRecord is the progress or result of one disaster-recovery drill.
+type DrillRecord struct {
+	// Name is the value of the supportstack.io/drill annotation that started the drill.
+	Name string `json:"name"`
+	// Phase is Preparing, Fenced, Verifying, or a result: Succeeded, Failed, Refused, Aborted.
+	Phase DrillPhase `json:"phase"`
+	// StartedAt is when the drill started (or was refused).
+	StartedAt metav1.Time `json:"startedAt"`
+	// FencedAt is when this copy began refusing the data plane.
+	// +optional
+	FencedAt *metav1.Time `json:"fencedAt,omitempty"`
+	// WritesResumedAt is when the data plane's writes were acknowledged through the peer, as it recorded it.
+	// +optional
+	WritesResumedAt *metav1.Time `json:"writesResumedAt,omitempty"`
+	// RestoredAt is when this copy took the data plane again.
+	// +optional
+	RestoredAt *metav1.Time `json:"restoredAt,omitempty"`
+	// CompletedAt is when the drill ended.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// RTO is the longest time a data-plane server could not write, from its first write this copy refused to
+	// the first the peer took, measured by the data plane.
+	// +optional
+	RTO *metav1.Duration `json:"rto,omitempty"`
+	// RPO is how much was not yet on the peer when this copy was fenced: the age of the oldest canary written
+	// here that the peer lacked at that moment, zero when it had every canary.
+	// +optional
+	RPO *metav1.Duration `json:"rpo,omitempty"`
+	// Canaries is how many canaries were written to this copy before the fence; CanariesMissing how many of them
+	// the peer lacked at the fence.
+	// +optional
+	Canaries int32 `json:"canaries,omitempty"`
+	// +optional
+	CanariesMissing int32 `json:"canariesMissing,omitempty"`
+	// Verified says both copies were verified to hold the same versions after access was restored.
+	// +optional
+	Verified bool `json:"verified,omitempty"`
+	// Message says what happened, for humans.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // CatchUpPhase is what the operator does about a replication backlog.
@@ -470,6 +546,7 @@ type FailoverRecord struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Active Site",type=string,JSONPath=`.status.storage.activeSite`
 // +kubebuilder:printcolumn:name="Failover",type=string,JSONPath=`.status.failover.state`,priority=1
+// +kubebuilder:printcolumn:name="Drill",type=string,JSONPath=`.status.replication.lastDrill.phase`,priority=1
 // +kubebuilder:printcolumn:name="Standby Of",type=string,JSONPath=`.spec.replication.standbyOf`
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.replication.peer`,priority=1
 // +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.replication.lagSeconds`,priority=1

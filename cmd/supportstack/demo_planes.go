@@ -92,99 +92,59 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 			fmt.Printf("%s dashboard: %s/   status page: %s/status\n", p.Name, url, url)
 		}
 	}
-	if err := showReplicatedQuestion(ctx, f.stateDir, env, east, west, key); err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
+	a, err := startDemoAgent(ctx, f.stateDir, env, east, key)
+	if err == nil {
+		err = a.askUntilStored(ctx, west, key, "Asked in east: can west read this?", "A question asked through east's ingest")
+	}
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if err != nil {
 		fmt.Printf("Could not show a question travelling from east to west: %v\n", err)
+	} else {
+		fmt.Printf("An agent on this machine keeps reporting to east (it knows west's ingest too and moves there when east is gone).\n"+
+			"Ask it something: %s ask --state-dir %s \"Why is my PC slow?\"\n", a.bin, a.dir)
 	}
 	go watchFailover(ctx, east, key)
-	go demoCommands(ctx, os.Stdin, env, east, key, kubectl)
+	go watchFailover(ctx, west, key)
+	go demoCommands(ctx, os.Stdin, env, east, west, key, kubectl, a)
 	<-ctx.Done()
 	fmt.Println("Stopping. Logs and data stay in", dir, "until the next demo.")
 	return nil
 }
 
-// showReplicatedQuestion enrolls an agent with east's ingest, asks a question, lets the agent deliver it and
-// waits until west's copy of the bucket holds it; then prints how to run an agent by hand.
-func showReplicatedQuestion(ctx context.Context, stateDir string, env *planes.Env, east, west *planes.Plane, key client.ObjectKey) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	agentBin := filepath.Join(filepath.Dir(self), "supportstack-agent")
-	if _, err := os.Stat(agentBin); err != nil {
-		return fmt.Errorf("no agent next to this binary (make demo builds it): %w", err)
-	}
-	// The agent reaches east's ingest as a PC would, through an address that stays while pods restart.
-	ingest, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
-	if err != nil {
-		return err
-	}
-	shared := &corev1.Secret{}
-	if err := east.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.SharedSecret(key.Name)}, shared); err != nil {
-		return err
-	}
-	tokenFile := absPath(filepath.Join(stateDir, "enrollment-token"))
-	if err := os.WriteFile(tokenFile, shared.Data[naming.SecretKeyEnrollmentToken], 0o600); err != nil {
-		return err
-	}
-	agentDir := absPath(filepath.Join(stateDir, "agent"))
-	if err := os.RemoveAll(agentDir); err != nil {
-		return err
-	}
-	agent := func(args ...string) (string, error) {
-		out, err := exec.CommandContext(ctx, agentBin, append(args, "--state-dir", agentDir)...).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("supportstack-agent %s: %w: %s", args[0], err, out)
-		}
-		return strings.TrimSpace(string(out)), nil
-	}
-	if _, err := agent("enroll", "--url", ingest, "--token-file", tokenFile); err != nil {
-		return err
-	}
-	out, err := agent("ask", "Asked in east: can west read this?")
-	if err != nil {
-		return err
-	}
-	question, _, _ := strings.Cut(out, " ")
-	status, err := agent("status", "--json")
-	if err != nil {
-		return err
-	}
-	var st struct {
-		Enrollment struct {
-			DeviceID string `json:"deviceId"`
-		} `json:"enrollment"`
-	}
-	if err := json.Unmarshal([]byte(status), &st); err != nil {
-		return fmt.Errorf("read the agent's status: %w", err)
-	}
-	device := st.Enrollment.DeviceID
-	asked := time.Now()
-	// A sample every 2 s instead of every minute, so that the agent's records flow through a break and a heal.
-	daemon := exec.CommandContext(ctx, agentBin, "run", "--state-dir", agentDir, "--perf-interval=2s")
-	daemon.Stdout, daemon.Stderr = io.Discard, io.Discard
-	if err := daemon.Start(); err != nil {
-		return err
-	}
-	// The agent keeps reporting for the rest of the demo.
-	go func() {
-		<-ctx.Done()
-		_ = daemon.Process.Kill()
-		_ = daemon.Wait()
-	}()
+// demoAgent is the agent the demo enrolls with east's ingest and keeps running.
+type demoAgent struct {
+	bin, dir, device string
+}
 
-	westStore, err := west.RootStorage(ctx, key)
+func (a demoAgent) cli(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, a.bin, append(args, "--state-dir", a.dir)...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("supportstack-agent %s: %w: %s", args[0], err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// askUntilStored asks a question and waits until a plane's copy of the bucket holds it; it prints how long that
+// took and the stored object.
+func (a demoAgent) askUntilStored(ctx context.Context, p *planes.Plane, key client.ObjectKey, text, what string) error {
+	out, err := a.cli(ctx, "ask", text)
 	if err != nil {
 		return err
 	}
-	object := protocol.QuestionKey(device, question)
+	asked := time.Now()
+	question, _, _ := strings.Cut(out, " ")
+	store, err := p.RootStorage(ctx, key)
+	if err != nil {
+		return err
+	}
+	object := protocol.QuestionKey(a.device, question)
 	var body []byte
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		opts := minio.GetObjectOptions{}
 		opts.Internal.ReplicationProxyRequest = "false"
-		obj, err := westStore.GetObject(ctx, naming.BucketName, object, opts)
+		obj, err := store.GetObject(ctx, naming.BucketName, object, opts)
 		if err != nil {
 			return false, nil
 		}
@@ -195,25 +155,81 @@ func showReplicatedQuestion(ctx context.Context, stateDir string, env *planes.En
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("question %s did not reach west: %w", question, err)
+		return fmt.Errorf("question %s did not reach %s: %w", question, p.Name, err)
 	}
-	fmt.Printf("A question asked through east's ingest is in west's copy of the bucket %s later: %s\n  %s\n",
+	fmt.Printf("%s is in %s's copy of the bucket %s later: %s\n  %s\n", what, p.Name,
 		time.Since(asked).Round(time.Millisecond), object, strings.TrimSpace(string(body)))
-	fmt.Printf("An agent on this machine keeps reporting to east (it knows west's ingest too and moves there when east is gone).\n"+
-		"Ask it something: %s ask --state-dir %s \"Why is my PC slow?\"\n", agentBin, agentDir)
 	return nil
 }
 
-// watchFailover prints every change of east's failover state, as kubectl get -w would.
-func watchFailover(ctx context.Context, east *planes.Plane, key client.ObjectKey) {
-	last := ""
+// startDemoAgent enrolls an agent with east's ingest and runs it until ctx ends.
+func startDemoAgent(ctx context.Context, stateDir string, env *planes.Env, east *planes.Plane, key client.ObjectKey) (demoAgent, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return demoAgent{}, err
+	}
+	a := demoAgent{bin: filepath.Join(filepath.Dir(self), "supportstack-agent"), dir: absPath(filepath.Join(stateDir, "agent"))}
+	if _, err := os.Stat(a.bin); err != nil {
+		return a, fmt.Errorf("no agent next to this binary (make demo builds it): %w", err)
+	}
+	// The agent reaches east's ingest as a PC would, through an address that stays while pods restart.
+	ingest, err := env.PublicURL(east.Name, key.Namespace, naming.Ingest(key.Name), 80)
+	if err != nil {
+		return a, err
+	}
+	shared := &corev1.Secret{}
+	if err := east.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.SharedSecret(key.Name)}, shared); err != nil {
+		return a, err
+	}
+	tokenFile := absPath(filepath.Join(stateDir, "enrollment-token"))
+	if err := os.WriteFile(tokenFile, shared.Data[naming.SecretKeyEnrollmentToken], 0o600); err != nil {
+		return a, err
+	}
+	if err := os.RemoveAll(a.dir); err != nil {
+		return a, err
+	}
+	if _, err := a.cli(ctx, "enroll", "--url", ingest, "--token-file", tokenFile); err != nil {
+		return a, err
+	}
+	status, err := a.cli(ctx, "status", "--json")
+	if err != nil {
+		return a, err
+	}
+	var st struct {
+		Enrollment struct {
+			DeviceID string `json:"deviceId"`
+		} `json:"enrollment"`
+	}
+	if err := json.Unmarshal([]byte(status), &st); err != nil {
+		return a, fmt.Errorf("read the agent's status: %w", err)
+	}
+	a.device = st.Enrollment.DeviceID
+	// A sample every 2 s instead of every minute, so that the agent's records flow through a break and a heal.
+	daemon := exec.CommandContext(ctx, a.bin, "run", "--state-dir", a.dir, "--perf-interval=2s")
+	daemon.Stdout, daemon.Stderr = io.Discard, io.Discard
+	if err := daemon.Start(); err != nil {
+		return a, err
+	}
+	// The agent keeps reporting for the rest of the demo.
+	go func() {
+		<-ctx.Done()
+		_ = daemon.Process.Kill()
+		_ = daemon.Wait()
+	}()
+	return a, nil
+}
+
+// watchFailover prints every change of a plane's failover state and drills, as kubectl get -w would. A plane that
+// is gone prints nothing.
+func watchFailover(ctx context.Context, p *planes.Plane, key client.ObjectKey) {
+	last, lastDrill := "", ""
 	_ = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		t := &v1alpha1.SupportTenant{}
-		if err := east.Admin.Get(ctx, key, t); err != nil || t.Status.Failover == nil {
+		if err := p.Admin.Get(ctx, key, t); err != nil || t.Status.Failover == nil || t.Status.Replication == nil {
 			return false, nil
 		}
 		f := t.Status.Failover
-		line := fmt.Sprintf("east: %s, phase %s, active site %s: %s", f.State, t.Status.Phase, t.Status.Storage.ActiveSite, f.Message)
+		line := fmt.Sprintf("%s: %s, phase %s, active site %s: %s", p.Name, f.State, t.Status.Phase, t.Status.Storage.ActiveSite, f.Message)
 		if lf := t.Status.Replication.LastFailover; lf != nil && lf.FailedBackAt != nil && f.State == v1alpha1.FailoverNormal {
 			line += fmt.Sprintf(" (last failover: began %s, RTO %s, failed back %s, verified %v)", lf.At.Format(time.TimeOnly),
 				durationOrNone(lf.RTO), lf.FailedBackAt.Format(time.TimeOnly), lf.Verified)
@@ -221,6 +237,16 @@ func watchFailover(ctx context.Context, east *planes.Plane, key client.ObjectKey
 		if line != last {
 			fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), line)
 			last = line
+		}
+		if d := t.Status.Replication.LastDrill; d != nil {
+			line := fmt.Sprintf("%s: drill %s %s", p.Name, d.Name, d.Phase)
+			if d.Message != "" {
+				line += ": " + d.Message
+			}
+			if line != lastDrill {
+				fmt.Printf("%s  %s\n", time.Now().Format(time.TimeOnly), line)
+				lastDrill = line
+			}
 		}
 		return false, nil
 	})
@@ -234,7 +260,7 @@ func durationOrNone(d *metav1.Duration) string {
 }
 
 // demoCommands reads commands from in: stopping and restarting east's storage, and a planned switchover.
-func demoCommands(ctx context.Context, in io.Reader, env *planes.Env, east *planes.Plane, key client.ObjectKey, kubectl string) {
+func demoCommands(ctx context.Context, in io.Reader, env *planes.Env, east, west *planes.Plane, key client.ObjectKey, kubectl string, a demoAgent) {
 	help := func() {
 		fmt.Print("Type a command and Enter:\n" +
 			"  break    stop east's MinIO for the tenant (the founding incident): writes move to west within a second,\n" +
@@ -242,9 +268,15 @@ func demoCommands(ctx context.Context, in io.Reader, env *planes.Env, east *plan
 			"  heal     start it again: after healthyFor the operator drives the outage's writes across, verifies both\n" +
 			"           copies, then serves from east again\n" +
 			"  status   east's failover state now\n" +
+			"  drill    a disaster-recovery drill on east's tenant: east's copy refuses the data plane (nothing stops),\n" +
+			"           the RTO and RPO are measured, access is restored and both copies verified (the annotation below)\n" +
+			"  lose     lose all of east at once (API server, operator, ingest, MinIO): the agent moves to west's ingest,\n" +
+			"           west's tenant serves alone. East does not come back until the demo restarts\n" +
 			"A planned switchover and back (with east's KUBECONFIG):\n" +
 			"  " + kubectl + " annotate supporttenant " + key.Name + " -n " + key.Namespace + " supportstack.io/active-site=peer\n" +
 			"  " + kubectl + " annotate supporttenant " + key.Name + " -n " + key.Namespace + " supportstack.io/active-site-\n" +
+			"A drill by hand: " + kubectl + " annotate supporttenant " + key.Name + " -n " + key.Namespace +
+			" supportstack.io/drill=$(date +%s) --overwrite\n" +
 			"Ctrl-C stops the demo.\n")
 	}
 	help()
@@ -272,10 +304,41 @@ func demoCommands(ctx context.Context, in io.Reader, env *planes.Env, east *plan
 			release()
 			release = nil
 			fmt.Println("east's MinIO starts again.")
-		case "status":
+		case "drill":
+			name := "demo-" + time.Now().Format("150405")
 			t := &v1alpha1.SupportTenant{}
-			if err := east.Admin.Get(ctx, key, t); err == nil && t.Status.Failover != nil {
-				fmt.Printf("east: %s (%s): %s\n", t.Status.Failover.State, t.Status.Failover.Reason, t.Status.Failover.Message)
+			err := east.Admin.Get(ctx, key, t)
+			if err == nil {
+				patch := client.MergeFrom(t.DeepCopy())
+				metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationDrill, name)
+				err = east.Admin.Patch(ctx, t, patch)
+			}
+			if err != nil {
+				fmt.Println("drill:", err)
+				continue
+			}
+			fmt.Printf("Drill %s asked for (annotation %s=%s).\n", name, v1alpha1.AnnotationDrill, name)
+		case "lose":
+			if err := env.StopPlane(east.Name); err != nil {
+				fmt.Println("lose:", err)
+				continue
+			}
+			fmt.Println("East is gone: its API server, operator, ingest and MinIO are stopped. Watch west.")
+			if a.device != "" {
+				go func() {
+					if err := a.askUntilStored(ctx, west, key, "Asked after east was lost", "A question asked after east was lost"); err != nil {
+						fmt.Println("lose:", err)
+					}
+				}()
+			}
+		case "status":
+			for _, name := range []string{"east", "west"} {
+				t := &v1alpha1.SupportTenant{}
+				if err := env.Plane(name).Admin.Get(ctx, key, t); err != nil || t.Status.Failover == nil {
+					fmt.Printf("%s: no answer from its API server\n", name)
+					continue
+				}
+				fmt.Printf("%s: %s (%s): %s\n", name, t.Status.Failover.State, t.Status.Failover.Reason, t.Status.Failover.Message)
 			}
 		case "":
 		default:

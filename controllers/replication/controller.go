@@ -140,6 +140,8 @@ type observation struct {
 	// failover is where the tenant serves from, decided when failoverDecided.
 	failover        failover.Decision
 	failoverDecided bool
+	// refusedDrill is a drill refused while the tenant has no worker to record it.
+	refusedDrill *v1alpha1.DrillRecord
 }
 
 type step func(ctx context.Context, st *state) (*ctrl.Result, error)
@@ -155,10 +157,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if t.Spec.Replication == nil && !controllerutil.ContainsFinalizer(t, Finalizer) {
 		r.Monitor.Forget(req.NamespacedName)
+		if name := t.Annotations[v1alpha1.AnnotationDrill]; name != "" {
+			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, "DrillRefused", "Drill",
+				"Drill %s: the tenant is not replicated (spec.replication): there is no peer copy to move to", name)
+		}
 		return ctrl.Result{}, r.clearStatus(ctx, t)
 	}
 	st := &state{tenant: t}
-	for _, s := range []step{r.deletionStep, r.peerClusterStep, r.sharedSecretStep, r.mirrorStep, r.monitorStep, r.failoverStep} {
+	for _, s := range []step{r.deletionStep, r.peerClusterStep, r.sharedSecretStep, r.mirrorStep, r.monitorStep, r.failoverStep, r.drillStep} {
 		if result, err := s(ctx, st); result != nil || err != nil {
 			if result == nil {
 				result = &ctrl.Result{}

@@ -45,6 +45,18 @@ var (
 		Name: "supportstack_failover_events_total",
 		Help: "Failover decisions by what they changed (FailedOver, FailbackStarted, FailedBack, SwitchedOver, ...).",
 	}, []string{"namespace", "tenant", "role", "event"})
+	drillRTO = gauge("supportstack_drill_rto_seconds",
+		"RTO the last drill measured: the longest a data-plane server could not write once this copy was fenced.")
+	drillRPO = gauge("supportstack_drill_rpo_seconds",
+		"RPO the last drill measured: age of the oldest canary the peer lacked when this copy was fenced (0: none).")
+	drillCanariesMissing = gauge("supportstack_drill_canaries_missing",
+		"Canaries of the last drill that the peer lacked when this copy was fenced.")
+	drillCompleted = gauge("supportstack_drill_completed_timestamp_seconds",
+		"When the last drill ended (Unix time).")
+	drillsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "supportstack_drills_total",
+		Help: "Drills by result: Succeeded, Failed, Aborted, Refused.",
+	}, []string{"namespace", "tenant", "role", "result"})
 )
 
 func gauge(name, help string) *prometheus.GaugeVec {
@@ -52,10 +64,10 @@ func gauge(name, help string) *prometheus.GaugeVec {
 }
 
 var gauges = []*prometheus.GaugeVec{lagSecondsGauge, peerStorageUp, targetOnline, configured, failedLastHour, queued,
-	backlogVersions, verifiedAt, failoverState}
+	backlogVersions, verifiedAt, failoverState, drillRTO, drillRPO, drillCanariesMissing, drillCompleted}
 
 func init() {
-	metrics.Registry.MustRegister(lagObserved, requeuedTotal, heartbeatErrors, failoverEvents)
+	metrics.Registry.MustRegister(lagObserved, requeuedTotal, heartbeatErrors, failoverEvents, drillsTotal)
 	for _, g := range gauges {
 		metrics.Registry.MustRegister(g)
 	}
@@ -101,4 +113,19 @@ func forgetMetrics(key types.NamespacedName) {
 	requeuedTotal.DeletePartialMatch(labels)
 	heartbeatErrors.DeletePartialMatch(labels)
 	failoverEvents.DeletePartialMatch(labels)
+	drillsTotal.DeletePartialMatch(labels)
+}
+
+// recordDrill exports an ended drill's result and what it measured.
+func recordDrill(key types.NamespacedName, role string, d DrillProgress) {
+	ns, name := key.Namespace, key.Name
+	drillsTotal.WithLabelValues(ns, name, role, string(d.Phase)).Inc()
+	drillCompleted.WithLabelValues(ns, name, role).Set(float64(d.Completed.Unix()))
+	if d.RTOKnown {
+		drillRTO.WithLabelValues(ns, name, role).Set(d.RTO.Seconds())
+	}
+	if d.RPOKnown {
+		drillRPO.WithLabelValues(ns, name, role).Set(d.RPO.Seconds())
+		drillCanariesMissing.WithLabelValues(ns, name, role).Set(float64(d.Missing))
+	}
 }

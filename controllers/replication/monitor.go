@@ -62,6 +62,8 @@ type MonitorOptions struct {
 	ResyncAfterRounds int
 	// Recorder receives events about the target's Object; nil records none.
 	Recorder events.EventRecorder
+	// DrillHold, DrillMaxHold and DrillVerifyWithin time a drill (DefaultDrillHold and the others).
+	DrillHold, DrillMaxHold, DrillVerifyWithin time.Duration
 	// BucketReady reports whether the local bucket is set up (versioned): replication waits for it.
 	BucketReady func(types.NamespacedName) bool
 	HTTPClient  *http.Client
@@ -79,6 +81,9 @@ func (o *MonitorOptions) defaults() {
 	def(&o.RetryInterval, DefaultRetryInterval)
 	def(&o.SetupInterval, DefaultSetupInterval)
 	def(&o.DiffInterval, DefaultDiffInterval)
+	def(&o.DrillHold, DefaultDrillHold)
+	def(&o.DrillMaxHold, DefaultDrillMaxHold)
+	def(&o.DrillVerifyWithin, DefaultDrillVerifyWithin)
 	if o.RequeueLimit <= 0 {
 		o.RequeueLimit = DefaultRequeueLimit
 	}
@@ -105,6 +110,8 @@ type Target struct {
 	Local objectstore.Endpoint
 	// Users are made in this copy's MinIO: the data-plane user and the user the peer replicates in with.
 	Users []objectstore.User
+	// DataPlaneUser is the access key of the data plane's user among Users: a drill disables it in this copy.
+	DataPlaneUser string
 	// Remote is the peer's MinIO as this copy's MinIO reaches it, with the user that replicates into it.
 	Remote objectstore.Remote
 	// Peer is the peer's MinIO as the operator reaches it, with the data-plane user: its health and the
@@ -154,6 +161,8 @@ type Snapshot struct {
 	// MeasureRTO asked about: when the last of its servers wrote there, and the longest any of them could not write.
 	WritesResumed time.Time
 	RTO           time.Duration
+	// Drill is the last drill, running or ended; its Name is empty before any.
+	Drill DrillProgress
 }
 
 // changed reports whether two snapshots differ in what the status shows.
@@ -165,7 +174,8 @@ func (s Snapshot) changed(o Snapshot) bool {
 		s.Backlog != o.Backlog || s.CatchUp != o.CatchUp || !s.CatchUpStarted.Equal(o.CatchUpStarted) ||
 		!s.CatchUpCompleted.Equal(o.CatchUpCompleted) || s.Requeued != o.Requeued ||
 		!s.LastVerified.Equal(o.LastVerified) || errText(s.VerifyErr) != errText(o.VerifyErr) ||
-		!s.VerifiedThrough.Equal(o.VerifiedThrough) || !s.WritesResumed.Equal(o.WritesResumed) || s.RTO != o.RTO
+		!s.VerifiedThrough.Equal(o.VerifiedThrough) || !s.WritesResumed.Equal(o.WritesResumed) || s.RTO != o.RTO ||
+		s.Drill != o.Drill
 }
 
 func lagSeconds(d time.Duration) int64 { return int64(d / time.Second) }
@@ -244,15 +254,9 @@ func (m *Monitor) Set(key types.NamespacedName, t Target) {
 // VerifyFrom asks the tenant's worker to drive what each copy lacks across and verify both copies, covering
 // every version written before from, until a verification does.
 func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
-	w := m.worker(key)
-	if w == nil {
-		return
+	if w := m.worker(key); w != nil {
+		w.requestVerification(from)
 	}
-	w.mu.Lock()
-	if from.After(w.verifyFrom) {
-		w.verifyFrom = from
-	}
-	w.mu.Unlock()
 }
 
 // MeasureRTO asks the tenant's worker to read, from the peer's copy, the data plane's records of moving its
@@ -357,6 +361,16 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// runCtx is the run loop's context (under mu), which drills run in; drills tracks them, and drillAbort ends
+	// the running one.
+	runCtx     context.Context
+	drills     sync.WaitGroup
+	drillAbort chan string
+	// usersMu orders the set-up's work on this copy's users with a drill's fence; fenced (under usersMu) tells
+	// the set-up to leave the data plane's user disabled.
+	usersMu sync.Mutex
+	fenced  bool
+
 	mu   sync.Mutex
 	snap Snapshot
 	obj  client.Object
@@ -378,7 +392,7 @@ type worker struct {
 func newWorker(m *Monitor, key types.NamespacedName, t Target) *worker {
 	w := &worker{m: m, key: key, target: t, obj: t.Object, snap: Snapshot{Backlog: -1, CatchUp: v1alpha1.CatchUpIdle},
 		log: log.Log.WithName("replication-monitor").WithValues("tenant", key.String()),
-		lag: lagEstimator{heartbeatInterval: m.o.HeartbeatInterval}, catchUpWant: true}
+		lag: lagEstimator{heartbeatInterval: m.o.HeartbeatInterval}, catchUpWant: true, drillAbort: make(chan string, 1)}
 	var errs []error
 	var err error
 	w.local, err = objectstore.NewClient(t.Local)
@@ -396,6 +410,9 @@ func newWorker(m *Monitor, key types.NamespacedName, t Target) *worker {
 func (w *worker) start(ctx context.Context) {
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
+	w.mu.Lock()
+	w.runCtx = ctx
+	w.mu.Unlock()
 	go func() {
 		defer close(w.done)
 		w.run(ctx)
@@ -408,6 +425,7 @@ func (w *worker) stop() {
 	}
 	w.cancel()
 	<-w.done
+	w.drills.Wait()
 }
 
 func (w *worker) setObject(o client.Object) {
@@ -517,15 +535,7 @@ func (w *worker) setup(ctx context.Context) time.Duration {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	t := w.target
-	var changes []objectstore.Change
-	var err error
-	for _, u := range t.Users {
-		var c []objectstore.Change
-		if c, err = objectstore.EnsureUser(ctx, w.adm, t.Local.URL, t.Bucket, u); err != nil {
-			break
-		}
-		changes = append(changes, c...)
-	}
+	changes, err := w.ensureUsers(ctx)
 	arn := ""
 	if err == nil {
 		var c []objectstore.Change
@@ -553,6 +563,24 @@ func (w *worker) setup(ctx context.Context) time.Duration {
 		}
 	}
 	return w.m.o.SetupInterval
+}
+
+// ensureUsers makes this copy's users as they should be; a drill's fence keeps the data plane's user disabled.
+func (w *worker) ensureUsers(ctx context.Context) ([]objectstore.Change, error) {
+	w.usersMu.Lock()
+	defer w.usersMu.Unlock()
+	var changes []objectstore.Change
+	for _, u := range w.target.Users {
+		if w.fenced && u.AccessKey == w.target.DataPlaneUser {
+			continue
+		}
+		c, err := objectstore.EnsureUser(ctx, w.adm, w.target.Local.URL, w.target.Bucket, u)
+		changes = append(changes, c...)
+		if err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
 }
 
 func (w *worker) writeHeartbeat(ctx context.Context, now time.Time) {

@@ -172,6 +172,7 @@ func (r *Reconciler) target(ctx context.Context, t *v1alpha1.SupportTenant, pc *
 			{AccessKey: get(naming.SharedKeyReplicationUser(own)), SecretKey: get(naming.SharedKeyReplicationPassword(own)),
 				Policy: policyReplication, Document: objectstore.ReplicationPolicy(naming.BucketName)},
 		},
+		DataPlaneUser: get(naming.SharedKeyDataPlaneUser),
 		Remote: objectstore.Remote{URL: peerURL, AccessKey: get(naming.SharedKeyReplicationUser(other)),
 			SecretKey: get(naming.SharedKeyReplicationPassword(other)), Bucket: naming.BucketName},
 		Peer: objectstore.Endpoint{URL: peerURL, AccessKey: get(naming.SharedKeyDataPlaneUser),

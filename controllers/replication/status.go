@@ -73,7 +73,12 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 		}
 		reach = cond(v1alpha1.ConditionPeerReachable, false, v1alpha1.ReasonPeerClusterNotFound, "%s", msg)
 		repl = cond(v1alpha1.ConditionReplicating, false, v1alpha1.ReasonPeerClusterNotFound, "%s", msg)
-		return replicationStatus{Conditions: []metav1.Condition{reach, repl}, ActiveSite: v1alpha1.SiteLocal, Failover: cur.Failover}
+		out := replicationStatus{Conditions: []metav1.Condition{reach, repl}, ActiveSite: v1alpha1.SiteLocal, Failover: cur.Failover}
+		if cur.Replication != nil {
+			out.Replication.LastFailover = cur.Replication.LastFailover
+		}
+		out.Replication.LastDrill = cmp.Or(o.refusedDrill, storedDrill(t))
+		return out
 	case o.peerAPIErr != nil:
 		reach = cond(v1alpha1.ConditionPeerReachable, false, v1alpha1.ReasonPeerAPIUnreachable, "%v", o.peerAPIErr)
 	case !o.monitored || !s.PeerChecked:
@@ -152,7 +157,11 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 			out.Peer.Since = p.Since
 		}
 	}
-	rs := v1alpha1.ReplicationStatus{LastFailover: lastFailover}
+	var lastDrill *v1alpha1.DrillRecord
+	if cur.Replication != nil {
+		lastDrill = cur.Replication.LastDrill
+	}
+	rs := v1alpha1.ReplicationStatus{LastFailover: lastFailover, LastDrill: cmp.Or(o.refusedDrill, drillRecord(lastDrill, s.Drill))}
 	if o.monitored {
 		if s.LagKnown {
 			rs.LagSeconds = &lag
@@ -258,6 +267,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant,
 		}
 		repl.WithLastFailover(rec)
 	}
+	if ld := rs.LastDrill; ld != nil {
+		repl.WithLastDrill(drillApply(ld))
+	}
 	status := tenantac.SupportTenantStatus().
 		WithConditions(conds.Apply(next.Conditions)...).
 		WithStorage(storage).
@@ -321,4 +333,26 @@ func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before, after 
 			r.Recorder.Eventf(t, nil, "Warning", c.Reason, "Observe", "%s: %s", c.Type, c.Message)
 		}
 	}
+}
+
+// drillApply is a drill record as an apply configuration.
+func drillApply(d *v1alpha1.DrillRecord) *tenantac.DrillRecordApplyConfiguration {
+	rec := tenantac.DrillRecord().WithName(d.Name).WithPhase(d.Phase).WithStartedAt(d.StartedAt).
+		WithCanaries(d.Canaries).WithCanariesMissing(d.CanariesMissing).WithVerified(d.Verified).WithMessage(d.Message)
+	for _, f := range []struct {
+		t    *metav1.Time
+		with func(metav1.Time) *tenantac.DrillRecordApplyConfiguration
+	}{{d.FencedAt, rec.WithFencedAt}, {d.WritesResumedAt, rec.WithWritesResumedAt}, {d.RestoredAt, rec.WithRestoredAt},
+		{d.CompletedAt, rec.WithCompletedAt}} {
+		if f.t != nil {
+			f.with(*f.t)
+		}
+	}
+	if d.RTO != nil {
+		rec.WithRTO(*d.RTO)
+	}
+	if d.RPO != nil {
+		rec.WithRPO(*d.RPO)
+	}
+	return rec
 }

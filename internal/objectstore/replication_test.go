@@ -258,3 +258,33 @@ func TestDiffVersions(t *testing.T) {
 		})
 	}
 }
+
+// A drill fences a copy by disabling the data plane's user: MinIO refuses that user's requests while the server
+// and its other users go on, and EnsureUser (the set-up an operator that died mid-drill runs when it starts
+// again) enables the user again.
+func TestDisabledUserIsRefusedAndRepaired(t *testing.T) {
+	ctx := context.Background()
+	s := startSite(t, "fence")
+	u := User{AccessKey: "dataplane-fence", SecretKey: "dataplane-secret-0123456789", Policy: "supportstack-dataplane",
+		Document: DataPlanePolicy(replBucket)}
+	_, err := EnsureUser(ctx, s.adm, s.srv.URL, replBucket, u)
+	require.NoError(t, err)
+	dp, err := NewFailFastClient(Endpoint{URL: s.srv.URL, AccessKey: u.AccessKey, SecretKey: u.SecretKey})
+	require.NoError(t, err)
+	write := func() error {
+		_, err := dp.PutObject(ctx, replBucket, "devices/x/fence", strings.NewReader("x"), 1, minio.PutObjectOptions{})
+		return err
+	}
+	require.NoError(t, write())
+
+	require.NoError(t, s.adm.SetUserStatus(ctx, u.AccessKey, madmin.AccountDisabled))
+	err = write()
+	require.Error(t, err, "a disabled user is refused")
+	require.Equal(t, 403, minio.ToErrorResponse(err).StatusCode, "%v", err)
+	put(t, s, "root/still-writes", "root is not fenced")
+
+	changes, err := EnsureUser(ctx, s.adm, s.srv.URL, replBucket, u)
+	require.NoError(t, err)
+	require.Contains(t, changes, ChangeUserRepaired)
+	require.NoError(t, write(), "the set-up enabled the user again")
+}

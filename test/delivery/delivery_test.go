@@ -4,13 +4,9 @@
 package delivery_test
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +22,7 @@ import (
 
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
@@ -218,25 +215,8 @@ func (s status) pending() int {
 // storedSeqs reads every batch object of a device and counts each seq.
 func storedSeqs(t *testing.T, mc *minio.Client, device string) map[uint64]int {
 	t.Helper()
-	ctx := context.Background()
-	seen := map[uint64]int{}
-	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(device), Recursive: true}) {
-		require.NoError(t, obj.Err)
-		o, err := mc.GetObject(ctx, bucket, obj.Key, minio.GetObjectOptions{})
-		require.NoError(t, err)
-		raw, err := io.ReadAll(o)
-		require.NoError(t, err)
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		require.NoError(t, err, obj.Key)
-		sc := bufio.NewScanner(zr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var r protocol.Record
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &r), obj.Key)
-			seen[r.Seq]++
-		}
-		require.NoError(t, sc.Err())
-	}
+	seen, err := stored.Seqs(context.Background(), mc, bucket, device)
+	require.NoError(t, err)
 	return seen
 }
 

@@ -221,6 +221,11 @@ func TestManualFailover(t *testing.T) {
 	waitReplicating(t, key, 3*time.Minute)
 	require.Len(t, storageEndpoints(t, east, key), 1, "manual: the data plane has its own copy only")
 	require.Len(t, argValues(t, east, key, "ingest-endpoints"), 1, "manual: agents are not told of the peer's ingest")
+	// A drill would fence the only copy this data plane writes to: it is refused, and says why.
+	annotateDrill(t, key, "refused")
+	rec := waitDrill(t, key, "refused", v1alpha1.DrillRefused, 30*time.Second)
+	require.Contains(t, rec.Message, "Manual")
+	requireEvent(t, east, key, "DrillRefused")
 
 	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)

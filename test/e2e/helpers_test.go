@@ -169,21 +169,30 @@ func (a agent) deviceID(t *testing.T) string {
 	return s.Enrollment.DeviceID
 }
 
-// run starts the agent's daemon on test time scales until the test ends (or stop is called).
-func (a agent) run(t *testing.T) (stop func()) {
+// run starts the agent's daemon on test time scales until the test ends (or stop is called); extra flags override
+// the test's defaults. stop ends it the way a PC shutting down does (SIGTERM) and waits for it.
+func (a agent) run(t *testing.T, extra ...string) (stop func()) {
 	t.Helper()
 	log, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
 	require.NoError(t, err)
-	cmd := exec.Command(agentBin, "run", "--state-dir", a.state, "--perf-interval=1s", "--inbox-poll-interval=500ms",
-		"--status-interval=500ms", "--backoff-min=100ms", "--backoff-max=1s", "--spool-sync-interval=100ms")
+	args := []string{"run", "--state-dir", a.state, "--perf-interval=1s", "--inbox-poll-interval=500ms",
+		"--status-interval=500ms", "--backoff-min=100ms", "--backoff-max=1s", "--spool-sync-interval=100ms"}
+	cmd := exec.Command(agentBin, append(args, extra...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, cmd.Start())
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
 			log.Close()
 			if t.Failed() {
 				out, _ := os.ReadFile(log.Name())

@@ -36,6 +36,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &apiv1alpha1.CatchUpStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("DashboardSpec"):
 		return &apiv1alpha1.DashboardSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("DrillRecord"):
+		return &apiv1alpha1.DrillRecordApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Exposure"):
 		return &apiv1alpha1.ExposureApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("FailoverRecord"):

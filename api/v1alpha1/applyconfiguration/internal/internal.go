@@ -72,6 +72,50 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: tlsSecretName
       type:
         scalar: string
+- name: com.github.supportstack.supportstack.api.v1alpha1.DrillPhase
+  scalar: string
+- name: com.github.supportstack.supportstack.api.v1alpha1.DrillRecord
+  map:
+    fields:
+    - name: canaries
+      type:
+        scalar: numeric
+    - name: canariesMissing
+      type:
+        scalar: numeric
+    - name: completedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: fencedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: message
+      type:
+        scalar: string
+    - name: name
+      type:
+        scalar: string
+    - name: phase
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.DrillPhase
+    - name: restoredAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: rpo
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: rto
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Duration
+    - name: startedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: verified
+      type:
+        scalar: boolean
+    - name: writesResumedAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
 - name: com.github.supportstack.supportstack.api.v1alpha1.FailoverMode
   scalar: string
 - name: com.github.supportstack.supportstack.api.v1alpha1.FailoverRecord
@@ -254,6 +298,9 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: lagSeconds
       type:
         scalar: numeric
+    - name: lastDrill
+      type:
+        namedType: com.github.supportstack.supportstack.api.v1alpha1.DrillRecord
     - name: lastFailover
       type:
         namedType: com.github.supportstack.supportstack.api.v1alpha1.FailoverRecord

@@ -44,6 +44,8 @@ type ReplicationStatusApplyConfiguration struct {
 	LastVerifiedSync *v1.Time `json:"lastVerifiedSync,omitempty"`
 	// LastFailover records the last time traffic moved to the other site.
 	LastFailover *FailoverRecordApplyConfiguration `json:"lastFailover,omitempty"`
+	// LastDrill is the last disaster-recovery drill (annotation supportstack.io/drill), running or done.
+	LastDrill *DrillRecordApplyConfiguration `json:"lastDrill,omitempty"`
 }
 
 // ReplicationStatusApplyConfiguration constructs a declarative configuration of the ReplicationStatus type for use with
@@ -97,5 +99,13 @@ func (b *ReplicationStatusApplyConfiguration) WithLastVerifiedSync(value v1.Time
 // If called multiple times, the LastFailover field is set to the value of the last call.
 func (b *ReplicationStatusApplyConfiguration) WithLastFailover(value *FailoverRecordApplyConfiguration) *ReplicationStatusApplyConfiguration {
 	b.LastFailover = value
+	return b
+}
+
+// WithLastDrill sets the LastDrill field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the LastDrill field is set to the value of the last call.
+func (b *ReplicationStatusApplyConfiguration) WithLastDrill(value *DrillRecordApplyConfiguration) *ReplicationStatusApplyConfiguration {
+	b.LastDrill = value
 	return b
 }

@@ -1,0 +1,57 @@
+// Package stored reads what the data plane stored for a device, the way tests count it: every record of every
+// batch object, by seq.
+package stored
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// Seqs reads every batch object of a device in one copy and counts each seq: a count above one is a record
+// stored twice. Listings and reads are of this copy only (MinIO proxies neither a listing nor, with proxying
+// off, a read).
+func Seqs(ctx context.Context, mc *minio.Client, bucket, device string) (map[uint64]int, error) {
+	seen := map[uint64]int{}
+	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(device), Recursive: true}) {
+		if obj.Err != nil {
+			return nil, obj.Err
+		}
+		opts := minio.GetObjectOptions{}
+		opts.Internal.ReplicationProxyRequest = "false"
+		o, err := mc.GetObject(ctx, bucket, obj.Key, opts)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := io.ReadAll(o)
+		o.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", obj.Key, err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", obj.Key, err)
+		}
+		sc := bufio.NewScanner(zr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var r protocol.Record
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				return nil, fmt.Errorf("%s: %w", obj.Key, err)
+			}
+			seen[r.Seq]++
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", obj.Key, err)
+		}
+	}
+	return seen, nil
+}
