@@ -246,9 +246,9 @@ const AnnotationActiveSite = "supportstack.io/active-site"
 // (`kubectl annotate st acme supportstack.io/drill=$(date +%s) --overwrite`). Under live traffic the operator
 // writes canaries to this copy, refuses this copy's storage to the data plane (it disables the data plane's
 // MinIO user here, nothing is stopped), measures how long the data plane took to write through the peer (RTO)
-// and which canaries the peer lacked at that moment (RPO), restores the user and verifies both copies. Removing
-// or changing the annotation during a drill ends it and restores access. status.replication.lastDrill has the
-// result.
+// and which canaries the peer lacked at that moment (RPO), declares the failover as for an outage, restores the
+// user and fails back with verification. Removing or changing the annotation during a drill ends it and restores
+// access. status.replication.lastDrill has the result.
 const AnnotationDrill = "supportstack.io/drill"
 
 // FailoverState is where a replicated tenant is in the failover cycle.
@@ -423,9 +423,10 @@ const (
 	DrillPreparing DrillPhase = "Preparing"
 	// DrillFenced: this copy refuses the data plane, which writes through the peer.
 	DrillFenced DrillPhase = "Fenced"
-	// DrillVerifying: access is restored; both copies are being verified equal.
+	// DrillVerifying: access is restored; the tenant fails back, after healthyFor and a verification.
 	DrillVerifying DrillPhase = "Verifying"
-	// DrillSucceeded: the data plane moved to the peer, came back, and both copies were verified equal.
+	// DrillSucceeded: the data plane moved to the peer, the failover was declared, and the tenant failed back
+	// after both copies were verified equal.
 	DrillSucceeded DrillPhase = "Succeeded"
 	// DrillFailed: the drill ran but measured or verified less than it should (the message says what).
 	DrillFailed DrillPhase = "Failed"
@@ -450,9 +451,15 @@ type DrillRecord struct {
 	// WritesResumedAt is when the data plane's writes were acknowledged through the peer, as it recorded it.
 	// +optional
 	WritesResumedAt *metav1.Time `json:"writesResumedAt,omitempty"`
+	// DeclaredAt is when the operator declared the failover the fence caused.
+	// +optional
+	DeclaredAt *metav1.Time `json:"declaredAt,omitempty"`
 	// RestoredAt is when this copy took the data plane again.
 	// +optional
 	RestoredAt *metav1.Time `json:"restoredAt,omitempty"`
+	// FailedBackAt is when the tenant served from this copy again.
+	// +optional
+	FailedBackAt *metav1.Time `json:"failedBackAt,omitempty"`
 	// CompletedAt is when the drill ended.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
@@ -470,7 +477,7 @@ type DrillRecord struct {
 	Canaries int32 `json:"canaries,omitempty"`
 	// +optional
 	CanariesMissing int32 `json:"canariesMissing,omitempty"`
-	// Verified says both copies were verified to hold the same versions after access was restored.
+	// Verified says the tenant failed back after both copies were verified to hold the same versions.
 	// +optional
 	Verified bool `json:"verified,omitempty"`
 	// Message says what happened, for humans.
@@ -512,8 +519,8 @@ type CatchUpStatus struct {
 type FailoverRecord struct {
 	// At is when the failover began: when local storage was first seen failing, or when a switchover was made.
 	At metav1.Time `json:"at"`
-	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode) or SwitchedOver
-	// (a planned switchover).
+	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode), SwitchedOver
+	// (a planned switchover) or Drill (a drill's fence).
 	// +optional
 	Trigger string `json:"trigger,omitempty"`
 	// DeclaredAt is when the operator declared the failover.

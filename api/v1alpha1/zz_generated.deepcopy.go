@@ -77,8 +77,16 @@ func (in *DrillRecord) DeepCopyInto(out *DrillRecord) {
 		in, out := &in.WritesResumedAt, &out.WritesResumedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.DeclaredAt != nil {
+		in, out := &in.DeclaredAt, &out.DeclaredAt
+		*out = (*in).DeepCopy()
+	}
 	if in.RestoredAt != nil {
 		in, out := &in.RestoredAt, &out.RestoredAt
+		*out = (*in).DeepCopy()
+	}
+	if in.FailedBackAt != nil {
+		in, out := &in.FailedBackAt, &out.FailedBackAt
 		*out = (*in).DeepCopy()
 	}
 	if in.CompletedAt != nil {

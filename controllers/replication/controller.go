@@ -140,8 +140,10 @@ type observation struct {
 	// failover is where the tenant serves from, decided when failoverDecided.
 	failover        failover.Decision
 	failoverDecided bool
-	// refusedDrill is a drill refused while the tenant has no worker to record it.
-	refusedDrill *v1alpha1.DrillRecord
+	// refusedDrill is a drill refused while the tenant has no worker to record it; drillFailover says the
+	// failover declared now is a drill's.
+	refusedDrill  *v1alpha1.DrillRecord
+	drillFailover bool
 }
 
 type step func(ctx context.Context, st *state) (*ctrl.Result, error)

@@ -15,23 +15,31 @@ import (
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
-// A disaster-recovery drill (v1alpha1.AnnotationDrill) runs in the tenant's worker, next to its loops, because it
-// acts on this copy's MinIO and reads the peer's the way the worker already does. It stops nothing: it disables
-// the data plane's MinIO user in this copy (the fence), which the data plane meets as a copy refusing its
-// requests, and enables it again. Every way out of a drill enables the user, and the worker's set-up enables it
-// whenever no drill holds the fence, so an operator that dies mid-drill restores access when it starts again.
+// A disaster-recovery drill (v1alpha1.AnnotationDrill) exercises the failover it prepares for, end to end: the
+// data plane's breakers, the operator's declaration, the failback and its verification. Its data-path part runs
+// in the tenant's worker, next to its loops, because it acts on this copy's MinIO and reads the peer's the way
+// the worker already does: canaries, the fence, the measurements, the restore. The reconciler does the rest: while
+// the fence is on it tells the failover decision that this copy fails (it does, for the data plane), it tells the
+// drill once the failover is declared, and once the tenant has failed back it completes the drill.
+//
+// A drill stops nothing: the fence disables the data plane's MinIO user in this copy, which the data plane meets
+// as a copy refusing its requests, and the restore enables it again. Every way out of a drill enables the user,
+// and the worker's set-up enables it whenever no drill holds the fence, so an operator that dies mid-drill
+// restores access when it starts again.
 
-// Drill timing; the hold and the verification wait are MonitorOptions.
+// Drill timing; the hold and the waits are MonitorOptions.
 const (
 	drillCanaries       = 20
 	drillCanaryInterval = 100 * time.Millisecond
 	drillPollInterval   = 500 * time.Millisecond
-	// DefaultDrillHold is the least time a drill keeps this copy fenced once the data plane has written through
-	// the peer: every data-plane server meets the fence, not only the first.
+	// DefaultDrillHold is the least time a drill keeps this copy fenced: every data-plane server meets the fence,
+	// not only the first.
 	DefaultDrillHold = 10 * time.Second
-	// DefaultDrillMaxHold is the longest a drill waits for the data plane to write through the peer.
+	// DefaultDrillMaxHold is how much longer than the tenant's unhealthyAfter a drill keeps waiting for the data
+	// plane to write through the peer and for the failover to be declared.
 	DefaultDrillMaxHold = time.Minute
-	// DefaultDrillVerifyWithin is how long a drill waits for both copies to be verified equal after the fence.
+	// DefaultDrillVerifyWithin is how much longer than the tenant's healthyFor a drill waits, once access is
+	// restored, for the verified failback.
 	DefaultDrillVerifyWithin = 5 * time.Minute
 )
 
@@ -39,14 +47,16 @@ const (
 type DrillProgress struct {
 	Name  string
 	Phase v1alpha1.DrillPhase
-	// Started, Fenced, WritesResumed, Restored and Completed date the drill's steps; zero until they happen.
-	Started, Fenced, WritesResumed, Restored, Completed time.Time
+	// Started, Fenced, WritesResumed, Declared, Restored, FailedBack and Completed date the drill's steps; zero
+	// until they happen.
+	Started, Fenced, WritesResumed, Declared, Restored, FailedBack, Completed time.Time
 	// RTO is measured by the data plane (its switch records), RPO by the canaries; each only when Known.
 	RTO, RPO           time.Duration
 	RTOKnown, RPOKnown bool
 	Canaries, Missing  int
-	Verified           bool
-	Message            string
+	// Verified says the tenant failed back after a verification of both copies.
+	Verified bool
+	Message  string
 }
 
 // Running reports whether the drill has not ended.
@@ -58,48 +68,96 @@ func (d DrillProgress) Running() bool {
 	return false
 }
 
-// StartDrill starts a drill named name on the tenant's copy. It returns false when the tenant has no worker or
-// a drill already runs.
-func (m *Monitor) StartDrill(key types.NamespacedName, name string) bool {
+// Fencing reports whether the drill holds this copy fenced now.
+func (d DrillProgress) Fencing() bool { return d.Phase == v1alpha1.DrillFenced }
+
+// drillTimes are a drill's limits, from the tenant's failover policy.
+type drillTimes struct {
+	// maxHold is the longest the fence stays on; failbackWithin the longest the failback may take after it.
+	maxHold, failbackWithin time.Duration
+}
+
+// drillSignals carry what the reconciler sees to a running drill.
+type drillSignals struct {
+	declared   chan time.Time     // the failover was declared
+	failedBack chan drillFailback // the tenant failed back
+	abort      chan string
+}
+
+type drillFailback struct {
+	at       time.Time
+	verified bool
+}
+
+func newDrillSignals() drillSignals {
+	return drillSignals{declared: make(chan time.Time, 1), failedBack: make(chan drillFailback, 1), abort: make(chan string, 1)}
+}
+
+func send[T any](c chan T, v T) {
+	select {
+	case c <- v:
+	default: // one is already on its way
+	}
+}
+
+// StartDrill starts a drill named name on the tenant's copy, for a tenant that declares a failover after
+// unhealthyAfter and fails back after healthyFor. It returns false when the tenant has no worker or a drill
+// already runs.
+func (m *Monitor) StartDrill(key types.NamespacedName, name string, unhealthyAfter, healthyFor time.Duration) bool {
 	w := m.worker(key)
 	if w == nil {
 		return false
 	}
-	return w.startDrill(name)
+	return w.startDrill(name, drillTimes{maxHold: unhealthyAfter + m.o.DrillMaxHold, failbackWithin: healthyFor + m.o.DrillVerifyWithin})
 }
 
 // AbortDrill ends the tenant's running drill early, restoring the data plane's access; reason says why.
 func (m *Monitor) AbortDrill(key types.NamespacedName, reason string) {
 	if w := m.worker(key); w != nil {
-		select {
-		case w.drillAbort <- reason:
-		default: // an abort is already on its way
-		}
+		send(w.drillSignals().abort, reason)
 	}
 }
 
-func (w *worker) startDrill(name string) bool {
+// DrillDeclared tells the tenant's drill that the failover was declared at at: the fence may be lifted.
+func (m *Monitor) DrillDeclared(key types.NamespacedName, at time.Time) {
+	if w := m.worker(key); w != nil {
+		send(w.drillSignals().declared, at)
+	}
+}
+
+// DrillFailedBack tells the tenant's drill that the tenant failed back at at, verified or not: the drill ends.
+func (m *Monitor) DrillFailedBack(key types.NamespacedName, at time.Time, verified bool) {
+	if w := m.worker(key); w != nil {
+		send(w.drillSignals().failedBack, drillFailback{at: at, verified: verified})
+	}
+}
+
+func (w *worker) drillSignals() drillSignals {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.signals
+}
+
+func (w *worker) startDrill(name string, times drillTimes) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.runCtx == nil || w.snap.Drill.Running() {
 		return false
 	}
 	w.snap.Drill = DrillProgress{Name: name, Phase: v1alpha1.DrillPreparing, Started: time.Now()}
-	// Drain an abort meant for an earlier drill.
-	select {
-	case <-w.drillAbort:
-	default:
-	}
-	ctx := w.runCtx
-	w.drills.Go(func() { w.drill(ctx, name) })
+	w.signals = newDrillSignals() // nothing meant for an earlier drill reaches this one
+	ctx, signals := w.runCtx, w.signals
+	w.drills.Go(func() { w.runDrill(ctx, name, times, signals) })
 	return true
 }
 
 // drillRun is one drill's state while it runs.
 type drillRun struct {
-	w  *worker
-	d  DrillProgress
-	id string // names the drill's canaries
+	w       *worker
+	d       DrillProgress
+	id      string // names the drill's canaries
+	times   drillTimes
+	signals drillSignals
 }
 
 func (r *drillRun) publish() {
@@ -125,16 +183,17 @@ func (r *drillRun) wait(ctx context.Context, d time.Duration) (string, bool) {
 	select {
 	case <-ctx.Done():
 		return "the operator stopped watching this tenant's replication", true
-	case reason := <-r.w.drillAbort:
+	case reason := <-r.signals.abort:
 		return reason, true
 	case <-time.After(d):
 		return "", false
 	}
 }
 
-// drill runs one drill: canaries, fence, measurements under the fence, restore, verification.
-func (w *worker) drill(ctx context.Context, name string) {
-	r := &drillRun{w: w, d: w.snapshot().Drill}
+// runDrill runs one drill: canaries, fence, measurements under the fence until the failover is declared,
+// restore, and the wait for the verified failback.
+func (w *worker) runDrill(ctx context.Context, name string, times drillTimes, signals drillSignals) {
+	r := &drillRun{w: w, d: w.snapshot().Drill, times: times, signals: signals}
 	r.id = strconv.FormatInt(r.d.Started.UnixNano(), 10)
 	w.event(corev1.EventTypeNormal, "DrillStarted",
 		"Drill %s: writing canaries, then refusing this copy's storage to the data plane", name)
@@ -144,7 +203,7 @@ func (w *worker) drill(ctx context.Context, name string) {
 	}
 	fenceStarted := time.Now()
 	if err := w.fence(ctx, true); err != nil {
-		w.restore()
+		_ = w.restore()
 		r.finish(v1alpha1.DrillFailed, "could not refuse this copy's storage to the data plane: %v; nothing was changed", err)
 		return
 	}
@@ -156,15 +215,18 @@ func (w *worker) drill(ctx context.Context, name string) {
 		r.d.Message = fmt.Sprintf("restoring access failed (the worker's set-up retries it): %v", err)
 	}
 	r.d.Restored = time.Now()
-	if aborted {
+	switch {
+	case aborted:
 		r.finish(v1alpha1.DrillAborted, "%s; this copy's storage serves the data plane again", reason)
+		return
+	case r.d.Declared.IsZero():
+		r.conclude()
 		return
 	}
 	r.d.Phase = v1alpha1.DrillVerifying
 	r.publish()
-	w.requestVerification(r.d.Restored)
-	if reason, aborted := r.verified(ctx); aborted {
-		r.finish(v1alpha1.DrillAborted, "%s, before both copies were verified", reason)
+	if reason, aborted := r.failback(ctx); aborted {
+		r.finish(v1alpha1.DrillAborted, "%s, before the tenant failed back; access to this copy is restored", reason)
 		return
 	}
 	r.conclude()
@@ -217,39 +279,30 @@ func (r *drillRun) measureRPO(ctx context.Context, written []time.Time) {
 	}
 }
 
-// hold keeps this copy fenced until the data plane has written through the peer and the hold has passed, or
-// the longest hold has. It reads the data plane's switch records from the peer: they date its first refused
-// write and the first the peer took. A peer that fails ends the drill: the data plane needs this copy back.
+// hold keeps this copy fenced until the data plane has written through the peer, the failover is declared and
+// the hold has passed, or until the longest hold has. It reads the data plane's switch records from the peer:
+// they date its first refused write and the first the peer took. A peer that fails ends the drill: the data
+// plane needs this copy back.
 func (r *drillRun) hold(ctx context.Context, fenceStarted time.Time) (string, bool) {
 	w := r.w
 	startAfter := fmt.Sprintf("%s%020d", protocol.SwitchPrefix, fenceStarted.UTC().UnixNano())
-	var measuredAt time.Time
 	for {
 		if s := w.snapshot(); s.PeerHealthErr != nil {
 			return "the peer's storage stopped answering during the drill", true
 		}
-		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		recs, err := objectstore.ReadSwitches(cctx, w.peer, w.target.Bucket, startAfter, 100)
-		cancel()
-		if err != nil {
-			w.log.V(1).Info("Reading the data plane's switch records failed", "error", err.Error())
-		}
-		if len(recs) > 0 {
-			prev := r.d
-			for _, rec := range recs {
-				r.d.WritesResumed = maxTime(r.d.WritesResumed, rec.ResumedAt)
-				r.d.RTO = max(r.d.RTO, rec.ResumedAt.Sub(rec.FailedAt))
-			}
-			r.d.RTOKnown = true
-			if measuredAt.IsZero() {
-				measuredAt = time.Now()
-			}
-			if r.d != prev {
+		select {
+		case at := <-r.signals.declared:
+			if r.d.Declared.IsZero() { // the first report dates it; later ones repeat it from the status, to the second
+				r.d.Declared = at
 				r.publish()
 			}
+		default:
 		}
-		now := time.Now()
-		if !measuredAt.IsZero() && now.Sub(measuredAt) >= w.m.o.DrillHold || now.Sub(r.d.Fenced) >= w.m.o.DrillMaxHold {
+		if !r.d.RTOKnown {
+			r.readSwitches(ctx, startAfter)
+		}
+		held := time.Since(r.d.Fenced)
+		if r.d.RTOKnown && !r.d.Declared.IsZero() && held >= w.m.o.DrillHold || held >= r.times.maxHold {
 			return "", false
 		}
 		if reason, stop := r.wait(ctx, drillPollInterval); stop {
@@ -258,18 +311,37 @@ func (r *drillRun) hold(ctx context.Context, fenceStarted time.Time) (string, bo
 	}
 }
 
-// verified waits until a verification covers every version written before access was restored, or until the
-// wait runs out (conclude says so).
-func (r *drillRun) verified(ctx context.Context) (string, bool) {
-	deadline := r.d.Fenced.Add(r.w.m.o.DrillVerifyWithin)
-	for time.Now().Before(deadline) {
-		if !r.w.snapshot().VerifiedThrough.Before(r.d.Restored) {
-			r.d.Verified = true
-			return "", false
-		}
-		if reason, stop := r.wait(ctx, drillPollInterval); stop {
-			return reason, true
-		}
+// readSwitches looks for the data plane's switch records written since the fence.
+func (r *drillRun) readSwitches(ctx context.Context, startAfter string) {
+	w := r.w
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	recs, err := objectstore.ReadSwitches(cctx, w.peer, w.target.Bucket, startAfter, 100)
+	if err != nil {
+		w.log.V(1).Info("Reading the data plane's switch records failed", "error", err.Error())
+	}
+	if len(recs) == 0 {
+		return
+	}
+	for _, rec := range recs {
+		r.d.WritesResumed = maxTime(r.d.WritesResumed, rec.ResumedAt)
+		r.d.RTO = max(r.d.RTO, rec.ResumedAt.Sub(rec.FailedAt))
+	}
+	r.d.RTOKnown = true
+	r.publish()
+}
+
+// failback waits until the reconciler reports that the tenant failed back, or until the wait runs out (conclude
+// says so).
+func (r *drillRun) failback(ctx context.Context) (string, bool) {
+	select {
+	case <-ctx.Done():
+		return "the operator stopped watching this tenant's replication", true
+	case reason := <-r.signals.abort:
+		return reason, true
+	case fb := <-r.signals.failedBack:
+		r.d.FailedBack, r.d.Verified = fb.at, fb.verified
+	case <-time.After(r.times.failbackWithin):
 	}
 	return "", false
 }
@@ -277,22 +349,29 @@ func (r *drillRun) verified(ctx context.Context) (string, bool) {
 // conclude records the drill's result from what it measured.
 func (r *drillRun) conclude() {
 	d := r.d
-	rpo := "not measured"
+	rpo := "RPO not measured"
 	if d.RPOKnown {
 		rpo = fmt.Sprintf("%d of %d canaries were not yet on the peer at the fence (RPO %s)", d.Missing, d.Canaries,
 			d.RPO.Round(time.Millisecond))
 	}
+	rto := fmt.Sprintf("the data plane wrote through the peer %s after its first refused write (RTO)", d.RTO.Round(time.Millisecond))
+	declared := fmt.Sprintf("failover declared %s after the fence", d.Declared.Sub(d.Fenced).Round(100*time.Millisecond))
 	switch {
 	case !d.RTOKnown:
 		r.finish(v1alpha1.DrillFailed, "no data-plane write reached the peer during the %s this copy was fenced, so no RTO "+
 			"was measured (a drill measures live traffic); %s", d.Restored.Sub(d.Fenced).Round(time.Second), rpo)
+	case d.Declared.IsZero():
+		r.finish(v1alpha1.DrillFailed, "%s; %s; but the failover was not declared within the %s this copy was fenced",
+			rto, rpo, d.Restored.Sub(d.Fenced).Round(time.Second))
+	case d.FailedBack.IsZero():
+		r.finish(v1alpha1.DrillFailed, "%s; %s; %s; but the tenant had not failed back %s after access was restored",
+			rto, rpo, declared, r.times.failbackWithin)
 	case !d.Verified:
-		r.finish(v1alpha1.DrillFailed, "RTO %s, %s; but both copies were not verified equal within %s of the fence: %s",
-			d.RTO.Round(time.Millisecond), rpo, r.w.m.o.DrillVerifyWithin, errText(r.w.snapshot().VerifyErr))
+		r.finish(v1alpha1.DrillFailed, "%s; %s; %s; but the tenant failed back without a verification (the peer failed)",
+			rto, rpo, declared)
 	default:
-		r.finish(v1alpha1.DrillSucceeded, "the data plane wrote through the peer %s after its first refused write (RTO); %s; "+
-			"both copies verified equal %s after access was restored", d.RTO.Round(time.Millisecond), rpo,
-			time.Since(d.Restored).Round(time.Second))
+		r.finish(v1alpha1.DrillSucceeded, "%s; %s; %s; failed back, verified, %s after access was restored",
+			rto, rpo, declared, d.FailedBack.Sub(d.Restored).Round(time.Second))
 	}
 }
 

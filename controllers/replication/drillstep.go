@@ -46,7 +46,8 @@ func (r *Reconciler) drillStep(_ context.Context, st *state) (*ctrl.Result, erro
 		if reason := r.drillRefusal(t, o); reason != "" {
 			r.Monitor.RefuseDrill(key, want, reason)
 		} else {
-			r.Monitor.StartDrill(key, want)
+			p := policy(t)
+			r.Monitor.StartDrill(key, want, p.UnhealthyAfter, p.HealthyFor)
 		}
 	case snap.Name == "" && stored != nil && drillRunning(stored.Phase):
 		r.Monitor.AbandonDrill(key, drillFromRecord(stored))
@@ -109,8 +110,8 @@ func drillRecord(stored *v1alpha1.DrillRecord, d DrillProgress) *v1alpha1.DrillR
 	}
 	return &v1alpha1.DrillRecord{
 		Name: d.Name, Phase: d.Phase, StartedAt: metav1.NewTime(d.Started.Truncate(time.Second)),
-		FencedAt: ts(d.Fenced), WritesResumedAt: ts(d.WritesResumed), RestoredAt: ts(d.Restored),
-		CompletedAt: ts(d.Completed), RTO: dur(d.RTO, d.RTOKnown), RPO: dur(d.RPO, d.RPOKnown),
+		FencedAt: ts(d.Fenced), WritesResumedAt: ts(d.WritesResumed), DeclaredAt: ts(d.Declared), RestoredAt: ts(d.Restored),
+		FailedBackAt: ts(d.FailedBack), CompletedAt: ts(d.Completed), RTO: dur(d.RTO, d.RTOKnown), RPO: dur(d.RPO, d.RPOKnown),
 		Canaries: int32(d.Canaries), CanariesMissing: int32(d.Missing), Verified: d.Verified, Message: d.Message,
 	}
 }
@@ -126,6 +127,7 @@ func drillFromRecord(rec *v1alpha1.DrillRecord) DrillProgress {
 		return t.Time
 	}
 	d.Fenced, d.WritesResumed, d.Restored = at(rec.FencedAt), at(rec.WritesResumedAt), at(rec.RestoredAt)
+	d.Declared, d.FailedBack = at(rec.DeclaredAt), at(rec.FailedBackAt)
 	if rec.RTO != nil {
 		d.RTO, d.RTOKnown = rec.RTO.Duration, true
 	}

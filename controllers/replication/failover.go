@@ -3,6 +3,7 @@ package replication
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,11 +71,18 @@ func (r *Reconciler) failoverStep(_ context.Context, st *state) (*ctrl.Result, e
 	if o.snap.PeerChecked {
 		obs.Peer = failover.Health{Known: true, Healthy: o.snap.PeerHealthErr == nil}
 	}
+	drill := o.snap.Drill
+	obs.Local = drillLocal(obs.Local, drill)
 	prev := lastRecord(t)
 	d := failover.Decide(prev, obs, policy(t))
 	if d.CatchUp {
 		r.Monitor.VerifyFrom(client.ObjectKeyFromObject(t), d.VerifyFrom)
 	}
+	if drill.Fencing() {
+		d.Message = fmt.Sprintf("drill %s: %s", drill.Name, d.Message)
+		o.drillFailover = d.Event == failover.EventFailedOver
+	}
+	r.tellDrill(t, drill, d)
 	if rs := t.Status.Replication; d.Active == failover.Peer && rs != nil && rs.LastFailover != nil && rs.LastFailover.RTO == nil {
 		r.Monitor.MeasureRTO(client.ObjectKeyFromObject(t), rs.LastFailover.At.Add(-rtoLookback))
 	}
@@ -138,4 +146,42 @@ func (r *Reconciler) recordFailover(t *v1alpha1.SupportTenant, d failover.Decisi
 var stateValue = map[failover.State]float64{
 	failover.Normal: 0, failover.LocalFailing: 1, failover.AwaitingSwitch: 2, failover.FailedOver: 3,
 	failover.FailingBack: 4, failover.Unavailable: 5,
+}
+
+// drillLocal is this copy's health as the failover decision sees it during a drill: while the fence is on the
+// copy fails, for the data plane it does; once access is restored it answers since the restore, so that the
+// failback waits healthyFor from then.
+func drillLocal(h failover.Health, drill DrillProgress) failover.Health {
+	switch {
+	case !h.Known || !h.Healthy:
+		return h
+	case drill.Fencing():
+		return failover.Health{Known: true, Healthy: false, Since: drill.Fenced}
+	case drill.Running() && h.Since.Before(drill.Restored):
+		h.Since = drill.Restored
+	}
+	return h
+}
+
+// tellDrill tells a running drill what the decision means for it: the failover it waits for is declared, or the
+// tenant has failed back.
+func (r *Reconciler) tellDrill(t *v1alpha1.SupportTenant, drill DrillProgress, d failover.Decision) {
+	key := client.ObjectKeyFromObject(t)
+	var lf *v1alpha1.FailoverRecord
+	if rs := t.Status.Replication; rs != nil {
+		lf = rs.LastFailover
+	}
+	switch {
+	case drill.Fencing() && d.Active == failover.Peer:
+		at := time.Now()
+		if d.Event != failover.EventFailedOver && lf != nil && lf.DeclaredAt != nil {
+			at = lf.DeclaredAt.Time
+		}
+		r.Monitor.DrillDeclared(key, at)
+	case drill.Phase != v1alpha1.DrillVerifying:
+	case d.Event == failover.EventFailedBack:
+		r.Monitor.DrillFailedBack(key, time.Now(), d.Reason == "FailedBack")
+	case d.Active == failover.Local && lf != nil && lf.FailedBackAt != nil && !lf.FailedBackAt.Time.Before(drill.Fenced.Truncate(time.Second)):
+		r.Monitor.DrillFailedBack(key, lf.FailedBackAt.Time, lf.Verified)
+	}
 }

@@ -361,11 +361,11 @@ type worker struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// runCtx is the run loop's context (under mu), which drills run in; drills tracks them, and drillAbort ends
-	// the running one.
-	runCtx     context.Context
-	drills     sync.WaitGroup
-	drillAbort chan string
+	// runCtx is the run loop's context (under mu), which drills run in; drills tracks them; signals (under mu)
+	// reach the running one.
+	runCtx  context.Context
+	drills  sync.WaitGroup
+	signals drillSignals
 	// usersMu orders the set-up's work on this copy's users with a drill's fence; fenced (under usersMu) tells
 	// the set-up to leave the data plane's user disabled.
 	usersMu sync.Mutex
@@ -392,7 +392,7 @@ type worker struct {
 func newWorker(m *Monitor, key types.NamespacedName, t Target) *worker {
 	w := &worker{m: m, key: key, target: t, obj: t.Object, snap: Snapshot{Backlog: -1, CatchUp: v1alpha1.CatchUpIdle},
 		log: log.Log.WithName("replication-monitor").WithValues("tenant", key.String()),
-		lag: lagEstimator{heartbeatInterval: m.o.HeartbeatInterval}, catchUpWant: true, drillAbort: make(chan string, 1)}
+		lag: lagEstimator{heartbeatInterval: m.o.HeartbeatInterval}, catchUpWant: true, signals: newDrillSignals()}
 	var errs []error
 	var err error
 	w.local, err = objectstore.NewClient(t.Local)

@@ -147,6 +147,9 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 		d := o.failover
 		out.ActiveSite = d.Active
 		fs, rec := failoverStatus(lastFailover, d, now)
+		if o.drillFailover {
+			rec.Trigger = "Drill"
+		}
 		rec = withRTO(rec, s)
 		out.Failover, lastFailover = &fs, rec
 	}
@@ -342,8 +345,8 @@ func drillApply(d *v1alpha1.DrillRecord) *tenantac.DrillRecordApplyConfiguration
 	for _, f := range []struct {
 		t    *metav1.Time
 		with func(metav1.Time) *tenantac.DrillRecordApplyConfiguration
-	}{{d.FencedAt, rec.WithFencedAt}, {d.WritesResumedAt, rec.WithWritesResumedAt}, {d.RestoredAt, rec.WithRestoredAt},
-		{d.CompletedAt, rec.WithCompletedAt}} {
+	}{{d.FencedAt, rec.WithFencedAt}, {d.WritesResumedAt, rec.WithWritesResumedAt}, {d.DeclaredAt, rec.WithDeclaredAt},
+		{d.RestoredAt, rec.WithRestoredAt}, {d.FailedBackAt, rec.WithFailedBackAt}, {d.CompletedAt, rec.WithCompletedAt}} {
 		if f.t != nil {
 			f.with(*f.t)
 		}

@@ -36,6 +36,8 @@ func TestWholeClusterLoss(t *testing.T) {
 	a.cmd(t, "enroll", "--url", public, "--token", string(shared[naming.SecretKeyEnrollmentToken]))
 	device := a.deviceID(t)
 	southStore := storage(t, south, key)
+	f := startFleetOn(t, lossEnv, north, key, fleetSize)
+	f.waitReporting(t, storage(t, north, key))
 	before := a.ask(t, "asked while north is up")
 	stop := a.run(t)
 	defer stop()
@@ -46,12 +48,17 @@ func TestWholeClusterLoss(t *testing.T) {
 
 	require.NoError(t, lossEnv.StopPlane("north"))
 	lost := time.Now()
+	ackedByNorth := f.lastAcked(t)
 	after := a.ask(t, "asked after north is gone")
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, err := readLocal(southStore, protocol.QuestionKey(device, after))
 		assert.NoError(c, err, "taken by south's ingest")
 	}, time.Minute, 100*time.Millisecond)
 	t.Logf("a question asked after north was lost is stored in south %s later", time.Since(lost).Round(100*time.Millisecond))
+	f.ask(t, "asked after north is gone")
+	f.requireQuestionsIn(t, southStore, time.Minute)
+	t.Logf("%d agents' questions asked after north was lost are stored in south %s after the loss", fleetSize,
+		time.Since(lost).Round(100*time.Millisecond))
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		tn := get(t, south, key)
@@ -66,4 +73,9 @@ func TestWholeClusterLoss(t *testing.T) {
 		assert.True(c, meta.IsStatusConditionTrue(tn.Status.Conditions, v1alpha1.ConditionReady), "south still Ready")
 		assert.Equal(c, v1alpha1.SiteLocal, tn.Status.Storage.ActiveSite)
 	}, time.Minute, 200*time.Millisecond)
+
+	// North is gone with whatever it had acknowledged and not yet replicated; everything else the agents produced
+	// is in south exactly once (they resend what north never acknowledged).
+	statuses := f.drain(t)
+	f.requireStoredAfterLoss(t, statuses, "south", southStore, ackedByNorth)
 }

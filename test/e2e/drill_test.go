@@ -19,10 +19,11 @@ import (
 )
 
 // TestDrill: a disaster-recovery drill under live traffic from 50 real agents. One annotation makes east's copy
-// refuse the data plane (nothing is stopped); the agents' writes and questions go through west, the drill records
-// the RTO the data plane measured and the RPO its canaries measured, restores access and verifies both copies. A
-// second drill is ended early by removing the annotation, and access is restored. Afterwards every record every
-// agent produced is stored exactly once, by (device, seq), in both copies.
+// refuse the data plane (nothing is stopped); the agents' writes and questions go through west, the operator
+// declares the failover as for an outage, the drill records the RTO the data plane measured and the RPO its
+// canaries measured, restores access and the tenant fails back after a verification. A second drill is ended
+// early by removing the annotation, and access is restored. Afterwards every record every agent produced is
+// stored exactly once, by (device, seq), in both copies.
 func TestDrill(t *testing.T) {
 	home := newFailoverTenant(t, "drill", v1alpha1.FailoverAutomatic)
 	key := client.ObjectKeyFromObject(home)
@@ -36,6 +37,10 @@ func TestDrill(t *testing.T) {
 	waitDrill(t, key, "first", v1alpha1.DrillFenced, time.Minute)
 	t.Logf("east's copy fenced %s after the annotation", time.Since(started).Round(100*time.Millisecond))
 	f.ask(t, "asked while east's copy refuses the data plane")
+	f.requireQuestionsIn(t, westStore, 30*time.Second)
+	declared := waitFailover(t, east, key, v1alpha1.FailoverFailedOver, time.Minute)
+	require.Equal(t, "Drill", declared.Status.Replication.LastFailover.Trigger)
+	require.Contains(t, declared.Status.Failover.Message, "drill first")
 	rec := waitDrill(t, key, "first", v1alpha1.DrillSucceeded, 3*time.Minute)
 	t.Logf("drill succeeded %s after the annotation: %s", time.Since(started).Round(100*time.Millisecond), rec.Message)
 	require.NotNil(t, rec.RTO, "RTO measured by the data plane")
@@ -44,19 +49,25 @@ func TestDrill(t *testing.T) {
 	require.Less(t, rec.RPO.Duration, 30*time.Second)
 	require.EqualValues(t, 20, rec.Canaries)
 	require.True(t, rec.Verified)
-	require.NotNil(t, rec.FencedAt)
-	require.NotNil(t, rec.WritesResumedAt)
-	require.NotNil(t, rec.RestoredAt)
+	for name, at := range map[string]*metav1.Time{"fencedAt": rec.FencedAt, "writesResumedAt": rec.WritesResumedAt,
+		"declaredAt": rec.DeclaredAt, "restoredAt": rec.RestoredAt, "failedBackAt": rec.FailedBackAt} {
+		require.NotNil(t, at, name)
+	}
 	require.False(t, rec.WritesResumedAt.Before(rec.FencedAt), "the data plane wrote through west after the fence")
-	requireEvent(t, east, key, "DrillStarted")
-	requireEvent(t, east, key, "DrillSucceeded")
+	require.False(t, rec.FailedBackAt.Before(rec.RestoredAt), "failed back after access was restored")
+	for _, reason := range []string{"DrillStarted", "FailedOver", "FailbackStarted", "FailedBack", "DrillSucceeded"} {
+		requireEvent(t, east, key, reason)
+	}
 	labels := map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home"}
 	require.Equal(t, 1.0, promtest.Value(t, metrics.Registry, "supportstack_drills_total",
 		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "result": "Succeeded"}))
 	require.InDelta(t, rec.RTO.Seconds(), promtest.Value(t, metrics.Registry, "supportstack_drill_rto_seconds", labels), 0.001)
 	tn := get(t, east, key)
-	require.Equal(t, v1alpha1.FailoverNormal, tn.Status.Failover.State, "a drill is not a failover")
+	require.Equal(t, v1alpha1.FailoverNormal, tn.Status.Failover.State, "failed back")
 	require.Equal(t, v1alpha1.SiteLocal, tn.Status.Storage.ActiveSite)
+	lf := tn.Status.Replication.LastFailover
+	require.True(t, lf.Verified)
+	require.NotNil(t, lf.RTO, "the failover record has the data plane's RTO too")
 	put(t, dataPlane(t, east, key), "drill-check/after-first", "east takes the data plane again")
 
 	// A drill ended early: the annotation is removed while east's copy is fenced.
@@ -71,6 +82,7 @@ func TestDrill(t *testing.T) {
 			strings.NewReader("ok"), 2, minio.PutObjectOptions{})
 		assert.NoError(c, err, "the data plane's user works in east again")
 	}, 10*time.Second, 200*time.Millisecond)
+	waitFailover(t, east, key, v1alpha1.FailoverNormal, 2*time.Minute)
 
 	statuses := f.drain(t)
 	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})

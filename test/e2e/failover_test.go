@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -41,6 +42,8 @@ func TestStorageFailover(t *testing.T) {
 
 	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+	f := startFleet(t, key, fleetSize)
+	f.waitReporting(t, eastStore)
 	endpoints := storageEndpoints(t, east, key)
 	require.Len(t, endpoints, 2, "automatic: both copies, own first")
 	eastMinIO, westMinIO := endpoints[0], endpoints[1]
@@ -57,6 +60,8 @@ func TestStorageFailover(t *testing.T) {
 		assert.NoError(c, err, "acknowledged through west's storage")
 	}, time.Minute, 100*time.Millisecond)
 	t.Logf("the question asked in east is in west's storage %s after east's MinIO stopped", time.Since(held).Round(100*time.Millisecond))
+	f.ask(t, "asked while east's storage is down")
+	f.requireQuestionsIn(t, westStore, 30*time.Second)
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		tn := get(t, east, key)
@@ -122,6 +127,8 @@ func TestStorageFailover(t *testing.T) {
 	require.True(t, d.Empty(), "%s", d.Describe("in east", "in west"))
 	require.Equal(t, 1.0, promtest.Value(t, metrics.Registry, "supportstack_failover_events_total",
 		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "event": "FailedOver"}))
+	statuses := f.drain(t)
+	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }
 
 // TestFrozenStorage: east's MinIO hangs (SIGSTOP: connections are accepted and never answered) instead of
@@ -133,6 +140,8 @@ func TestFrozenStorage(t *testing.T) {
 	waitReplicating(t, key, 3*time.Minute)
 	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+	f := startFleet(t, key, fleetSize)
+	f.waitReporting(t, eastStore)
 
 	thaw, err := east.Runner.Freeze(key.Namespace, naming.MinIO(key.Name)+"-0")
 	require.NoError(t, err)
@@ -146,6 +155,8 @@ func TestFrozenStorage(t *testing.T) {
 		assert.NoError(c, err, "acknowledged through west's storage")
 	}, time.Minute, 100*time.Millisecond)
 	t.Logf("the question is in west's storage %s after east's MinIO froze", time.Since(frozen).Round(100*time.Millisecond))
+	f.ask(t, "asked while east's storage hangs")
+	f.requireQuestionsIn(t, westStore, 30*time.Second)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		tn := get(t, east, key)
 		if assert.NotNil(c, tn.Status.Failover) {
@@ -174,6 +185,8 @@ func TestFrozenStorage(t *testing.T) {
 	t.Logf("failed back, verified, %s after east's MinIO continued", time.Since(thawed).Round(100*time.Millisecond))
 	_, err = readLocal(eastStore, protocol.QuestionKey(device, q))
 	require.NoError(t, err, "the question taken by west while east hung is in east")
+	statuses := f.drain(t)
+	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }
 
 // enrolledAgent is an agent enrolled with east's ingest of the tenant through its stable public address, as
@@ -304,7 +317,9 @@ func TestSwitchover(t *testing.T) {
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
 	endpoints := storageEndpoints(t, east, key)
-	eastStore := storage(t, east, key)
+	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+	f := startFleet(t, key, fleetSize)
+	f.waitReporting(t, eastStore)
 	put(t, dataPlane(t, east, key), "devices/before-switch/x", "x")
 
 	asked := time.Now()
@@ -332,6 +347,8 @@ func TestSwitchover(t *testing.T) {
 	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == endpoints[1] }, 30*time.Second,
 		100*time.Millisecond, "the data plane prefers the peer's copy")
 	require.Equal(t, v1alpha1.FailoverNormal, get(t, west, key).Status.Failover.State, "west's own data plane is untouched")
+	f.ask(t, "asked while switched over")
+	f.requireQuestionsIn(t, westStore, 30*time.Second)
 
 	update(t, east, key, func(tn *v1alpha1.SupportTenant) { delete(tn.Annotations, v1alpha1.AnnotationActiveSite) })
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
@@ -344,4 +361,6 @@ func TestSwitchover(t *testing.T) {
 	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == endpoints[0] }, 30*time.Second, 100*time.Millisecond)
 	_, err = readLocal(eastStore, "devices/before-switch/x")
 	require.NoError(t, err)
+	statuses := f.drain(t)
+	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }

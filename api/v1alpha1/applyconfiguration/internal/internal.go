@@ -86,6 +86,12 @@ var schemaYAML = typed.YAMLObject(`types:
     - name: completedAt
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: declaredAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
+    - name: failedBackAt
+      type:
+        namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time
     - name: fencedAt
       type:
         namedType: io.k8s.apimachinery.pkg.apis.meta.v1.Time

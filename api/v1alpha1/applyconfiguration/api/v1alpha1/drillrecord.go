@@ -38,8 +38,12 @@ type DrillRecordApplyConfiguration struct {
 	FencedAt *v1.Time `json:"fencedAt,omitempty"`
 	// WritesResumedAt is when the data plane's writes were acknowledged through the peer, as it recorded it.
 	WritesResumedAt *v1.Time `json:"writesResumedAt,omitempty"`
+	// DeclaredAt is when the operator declared the failover the fence caused.
+	DeclaredAt *v1.Time `json:"declaredAt,omitempty"`
 	// RestoredAt is when this copy took the data plane again.
 	RestoredAt *v1.Time `json:"restoredAt,omitempty"`
+	// FailedBackAt is when the tenant served from this copy again.
+	FailedBackAt *v1.Time `json:"failedBackAt,omitempty"`
 	// CompletedAt is when the drill ended.
 	CompletedAt *v1.Time `json:"completedAt,omitempty"`
 	// RTO is the longest time a data-plane server could not write, from its first write this copy refused to
@@ -52,7 +56,7 @@ type DrillRecordApplyConfiguration struct {
 	// the peer lacked at the fence.
 	Canaries        *int32 `json:"canaries,omitempty"`
 	CanariesMissing *int32 `json:"canariesMissing,omitempty"`
-	// Verified says both copies were verified to hold the same versions after access was restored.
+	// Verified says the tenant failed back after both copies were verified to hold the same versions.
 	Verified *bool `json:"verified,omitempty"`
 	// Message says what happened, for humans.
 	Message *string `json:"message,omitempty"`
@@ -104,11 +108,27 @@ func (b *DrillRecordApplyConfiguration) WithWritesResumedAt(value v1.Time) *Dril
 	return b
 }
 
+// WithDeclaredAt sets the DeclaredAt field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DeclaredAt field is set to the value of the last call.
+func (b *DrillRecordApplyConfiguration) WithDeclaredAt(value v1.Time) *DrillRecordApplyConfiguration {
+	b.DeclaredAt = &value
+	return b
+}
+
 // WithRestoredAt sets the RestoredAt field in the declarative configuration to the given value
 // and returns the receiver, so that objects can be built by chaining "With" function invocations.
 // If called multiple times, the RestoredAt field is set to the value of the last call.
 func (b *DrillRecordApplyConfiguration) WithRestoredAt(value v1.Time) *DrillRecordApplyConfiguration {
 	b.RestoredAt = &value
+	return b
+}
+
+// WithFailedBackAt sets the FailedBackAt field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the FailedBackAt field is set to the value of the last call.
+func (b *DrillRecordApplyConfiguration) WithFailedBackAt(value v1.Time) *DrillRecordApplyConfiguration {
+	b.FailedBackAt = &value
 	return b
 }
 

@@ -29,8 +29,8 @@ import (
 type FailoverRecordApplyConfiguration struct {
 	// At is when the failover began: when local storage was first seen failing, or when a switchover was made.
 	At *v1.Time `json:"at,omitempty"`
-	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode) or SwitchedOver
-	// (a planned switchover).
+	// Trigger is LocalStorageFailed (declared automatically), SwitchRequested (Manual mode), SwitchedOver
+	// (a planned switchover) or Drill (a drill's fence).
 	Trigger *string `json:"trigger,omitempty"`
 	// DeclaredAt is when the operator declared the failover.
 	DeclaredAt *v1.Time `json:"declaredAt,omitempty"`
