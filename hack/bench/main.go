@@ -63,6 +63,10 @@ type options struct {
 	failoverAgents     int
 	failoverOutage     time.Duration
 	failoverHealthyFor time.Duration
+	failoverDrills     int
+	failoverBacklog    int
+	clusterLossRuns    int
+	clusterLossAgents  int
 	failoverInterval   time.Duration
 	only               string
 }
@@ -85,7 +89,11 @@ func main() {
 	flag.DurationVar(&o.failoverOutage, "failover-outage", 30*time.Second, "how long east's MinIO is down in each failover run")
 	flag.DurationVar(&o.failoverInterval, "failover-interval", time.Second, "how often each agent sends a batch in the failover runs")
 	flag.DurationVar(&o.failoverHealthyFor, "failover-healthy-for", 10*time.Second, "the tenant's failover.healthyFor in the failover runs")
-	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication or failover")
+	flag.IntVar(&o.failoverDrills, "failover-drills", 3, "drills run under the same load after the outages")
+	flag.IntVar(&o.clusterLossRuns, "clusterloss-runs", 3, "whole-cluster losses, each on fresh clusters")
+	flag.IntVar(&o.clusterLossAgents, "clusterloss-agents", 50, "real agents reporting through each whole-cluster loss")
+	flag.IntVar(&o.failoverBacklog, "failover-backlog", 0, "objects written to west during a last outage of east, for the failback figure of a large backlog (0: none)")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication, failover or clusterloss")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -170,6 +178,11 @@ func run(o options) error {
 	}
 	if part("failover") {
 		if err := failoverFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if o.agent != "" && part("clusterloss") {
+		if err := clusterLossFigures(ctx, o, work); err != nil {
 			return err
 		}
 	}

@@ -85,13 +85,21 @@ func replicationFigures(ctx context.Context, o options, work string) error {
 // startBenchPlanes starts east and west with their operators at production settings; the operators log to a
 // file of the work directory.
 func startBenchPlanes(o options, work string) (*planes.Env, error) {
-	logFile, err := os.Create(filepath.Join(work, "operators.log"))
-	if err != nil {
+	if err := logOperatorsTo(work); err != nil {
 		return nil, err
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
 	return planes.Start(planes.Options{SupportstackBin: o.supportstack, Dir: filepath.Join(work, "planes"),
 		Operator: controllers.Options{}}, "east", "west")
+}
+
+// logOperatorsTo sends the operators' logs to a file of the work directory.
+func logOperatorsTo(work string) error {
+	logFile, err := os.Create(filepath.Join(work, "operators.log"))
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logFile)))
+	return nil
 }
 
 // applyReplicated creates a replicated tenant in east and waits until both sides are Ready and replicating.

@@ -53,7 +53,7 @@ func soakFigures(ctx context.Context, o options, work string) error {
 	for i := range agents {
 		a := &soakAgent{state: filepath.Join(dir, fmt.Sprintf("agent-%02d", i))}
 		agents[i] = a
-		if err := a.enroll(ctx, o.agent, ingestURL); err != nil {
+		if err := a.enroll(ctx, o.agent, ingestURL, "bench-token"); err != nil {
 			return err
 		}
 		if err := a.start(o.agent); err != nil {
@@ -127,7 +127,7 @@ func median(ds []time.Duration) float64 {
 // (backoff, retries, batch sizes) is the agent's default.
 const soakConfig = "perf_interval = 1s\nstatus_interval = 1s\ninbox_poll_interval = 1s\n"
 
-func (a *soakAgent) enroll(ctx context.Context, bin, url string) error {
+func (a *soakAgent) enroll(ctx context.Context, bin, url, token string) error {
 	if err := os.MkdirAll(a.state, 0o755); err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (a *soakAgent) enroll(ctx context.Context, bin, url string) error {
 		return err
 	}
 	out, err := exec.CommandContext(ctx, bin, "enroll", "--config", filepath.Join(a.state, "agent.conf"),
-		"--state-dir", a.state, "--url", url, "--token", "bench-token").CombinedOutput()
+		"--state-dir", a.state, "--url", url, "--token", token).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("agent enroll: %v: %s", err, out)
 	}
