@@ -140,9 +140,9 @@ type observation struct {
 	// failover is where the tenant serves from, decided when failoverDecided.
 	failover        failover.Decision
 	failoverDecided bool
-	// refusedDrill is a drill refused while the tenant has no worker to record it; drillFailover says the
-	// failover declared now is a drill's.
-	refusedDrill  *v1alpha1.DrillRecord
+	// drillOverride is a drill refused, or closed, while the tenant has no worker to record it; drillFailover
+	// says the failover declared now is a drill's.
+	drillOverride *v1alpha1.DrillRecord
 	drillFailover bool
 }
 

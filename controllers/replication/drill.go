@@ -3,10 +3,12 @@ package replication
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/minio/madmin-go/v3"
+	"github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -141,7 +143,7 @@ func (w *worker) drillSignals() drillSignals {
 func (w *worker) startDrill(name string, times drillTimes) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.runCtx == nil || w.snap.Drill.Running() {
+	if w.runCtx == nil || w.runCtx.Err() != nil || w.snap.Drill.Running() {
 		return false
 	}
 	w.snap.Drill = DrillProgress{Name: name, Phase: v1alpha1.DrillPreparing, Started: time.Now()}
@@ -201,6 +203,10 @@ func (w *worker) runDrill(ctx context.Context, name string, times drillTimes, si
 	if !ok {
 		return
 	}
+	if err := r.probePeer(ctx); err != nil {
+		r.finish(v1alpha1.DrillFailed, "the data plane could not write to the peer's copy, so nothing was fenced: %v", err)
+		return
+	}
 	fenceStarted := time.Now()
 	if err := w.fence(ctx, true); err != nil {
 		_ = w.restore()
@@ -212,7 +218,8 @@ func (w *worker) runDrill(ctx context.Context, name string, times drillTimes, si
 	r.publish()
 	reason, aborted := r.hold(ctx, fenceStarted)
 	if err := w.restore(); err != nil {
-		r.d.Message = fmt.Sprintf("restoring access failed (the worker's set-up retries it): %v", err)
+		r.finish(v1alpha1.DrillFailed, "restoring the data plane's access to this copy failed (the operator keeps trying): %v", err)
+		return
 	}
 	r.d.Restored = time.Now()
 	switch {
@@ -301,8 +308,8 @@ func (r *drillRun) hold(ctx context.Context, fenceStarted time.Time) (string, bo
 			}
 		default:
 		}
-		if !r.d.RTOKnown {
-			r.readSwitches(ctx, startAfter)
+		if err := r.readSwitches(ctx, startAfter); isAccessDenied(err) {
+			return fmt.Sprintf("the peer's copy refuses the data plane (%v)", err), true
 		}
 		held := time.Since(r.d.Fenced)
 		if r.d.RTOKnown && !r.d.Declared.IsZero() && held >= w.m.o.DrillHold || held >= r.times.maxHold {
@@ -314,8 +321,9 @@ func (r *drillRun) hold(ctx context.Context, fenceStarted time.Time) (string, bo
 	}
 }
 
-// readSwitches looks for the data plane's switch records written since the fence.
-func (r *drillRun) readSwitches(ctx context.Context, startAfter string) {
+// readSwitches reads the data plane's switch records written since the fence, every server's: the RTO is the
+// longest any of them could not write.
+func (r *drillRun) readSwitches(ctx context.Context, startAfter string) error {
 	w := r.w
 	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -323,15 +331,29 @@ func (r *drillRun) readSwitches(ctx context.Context, startAfter string) {
 	if err != nil {
 		w.log.V(1).Info("Reading the data plane's switch records failed", "error", err.Error())
 	}
-	if len(recs) == 0 {
-		return
-	}
+	prev := r.d
 	for _, rec := range recs {
 		r.d.WritesResumed = maxTime(r.d.WritesResumed, rec.ResumedAt)
 		r.d.RTO = max(r.d.RTO, rec.ResumedAt.Sub(rec.FailedAt))
+		r.d.RTOKnown = true
 	}
-	r.d.RTOKnown = true
-	r.publish()
+	if r.d != prev {
+		r.publish()
+	}
+	return err
+}
+
+// probePeer writes a small object to the peer's copy as the data plane would: a drill fences this copy only when
+// the data plane has somewhere to write (the peer may itself be fenced by a drill, or refuse its user).
+func (r *drillRun) probePeer(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return objectstore.WriteCanary(cctx, r.w.peer, r.w.target.Bucket, r.id, drillCanaries, time.Now())
+}
+
+// isAccessDenied reports whether MinIO refused the request's credentials.
+func isAccessDenied(err error) bool {
+	return err != nil && minio.ToErrorResponse(err).StatusCode == http.StatusForbidden
 }
 
 // failback waits until the reconciler reports that the tenant failed back, or until the wait runs out (conclude
@@ -400,17 +422,32 @@ func (w *worker) fence(ctx context.Context, on bool) error {
 }
 
 // restore lifts the fence, on a context of its own: a drill that ends because its worker stops must still
-// restore access.
+// restore access. When a few tries fail it keeps trying in the background until it succeeds (for up to a day):
+// the worker's set-up would enable the user too, but a worker that stopped has no set-up any more.
 func (w *worker) restore() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*requestTimeout)
-	defer cancel()
-	var err error
-	for range 3 {
-		if err = w.fence(ctx, false); err == nil || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(time.Second)
+	try := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		return w.fence(ctx, false)
 	}
+	var err error
+	for i := range 3 {
+		if err = try(); err == nil {
+			return nil
+		}
+		if i < 2 {
+			time.Sleep(time.Second)
+		}
+	}
+	go func() {
+		for deadline := time.Now().Add(24 * time.Hour); time.Now().Before(deadline); time.Sleep(5 * time.Second) {
+			if try() == nil {
+				w.log.Info("The data plane's access to this copy is restored after a drill")
+				return
+			}
+		}
+		w.log.Error(nil, "The data plane's user (the shared Secret's dataplane-access-key) could not be enabled again after a drill: enable it by hand")
+	}()
 	return err
 }
 

@@ -23,18 +23,28 @@ func (r *Reconciler) drillStep(_ context.Context, st *state) (*ctrl.Result, erro
 	want := t.Annotations[v1alpha1.AnnotationDrill]
 	stored := storedDrill(t)
 	if !o.monitored {
-		// No worker to run a drill: refuse a new one here, where the status records it.
-		if want != "" && (stored == nil || stored.Name != want) {
-			reason := "this copy's replication is not running yet (waiting for its storage, the peer or the shared Secret)"
-			if t.Spec.Suspend {
-				reason = "the tenant is suspended"
-			}
-			o.refusedDrill = &v1alpha1.DrillRecord{Name: want, Phase: v1alpha1.DrillRefused,
-				StartedAt: metav1.NewTime(time.Now().Truncate(time.Second)), Message: reason}
-			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, "DrillRefused", "Drill", "Drill %s: %s", want, reason)
-			own, _ := role(t)
-			drillsTotal.WithLabelValues(t.Namespace, t.Name, own, string(v1alpha1.DrillRefused)).Inc()
+		// No worker to run a drill: refuse a new one, and close one the status shows running (its worker
+		// stopped and restored access), here, where the status records it.
+		reason := "this copy's replication is not running (waiting for its storage, the peer or the shared Secret)"
+		if t.Spec.Suspend {
+			reason = "the tenant is suspended"
 		}
+		switch {
+		case want != "" && (stored == nil || stored.Name != want):
+			o.drillOverride = &v1alpha1.DrillRecord{Name: want, Phase: v1alpha1.DrillRefused,
+				StartedAt: metav1.NewTime(time.Now().Truncate(time.Second)), Message: reason}
+		case stored != nil && drillRunning(stored.Phase):
+			o.drillOverride = stored.DeepCopy()
+			o.drillOverride.Phase, o.drillOverride.Message = v1alpha1.DrillAborted, reason+"; the drill stopped with its worker, which restores the data plane's access to this copy"
+			now := metav1.NewTime(time.Now().Truncate(time.Second))
+			o.drillOverride.CompletedAt = &now
+		default:
+			return nil, nil
+		}
+		d := o.drillOverride
+		r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, "Drill"+string(d.Phase), "Drill", "Drill %s: %s", d.Name, d.Message)
+		own, _ := role(t)
+		drillsTotal.WithLabelValues(t.Namespace, t.Name, own, string(d.Phase)).Inc()
 		return nil, nil
 	}
 	snap := o.snap.Drill
@@ -65,6 +75,8 @@ func (r *Reconciler) drillRefusal(t *v1alpha1.SupportTenant, o *observation) str
 		return "the tenant is suspended"
 	case policy(t).Mode == failover.Manual:
 		return "failover mode is Manual: the data plane writes to this copy only, so a drill would stop it"
+	case t.Annotations[v1alpha1.AnnotationActiveSite] != "":
+		return fmt.Sprintf("a switchover is asked for (%s): remove it, or let it complete and fail back, first", v1alpha1.AnnotationActiveSite)
 	case o.failoverDecided && o.failover.State != failover.Normal:
 		return fmt.Sprintf("the tenant's failover state is %s: a drill needs both copies healthy and this one serving", o.failover.State)
 	case !o.localChecked || !o.localHealthy:

@@ -236,18 +236,22 @@ func (m *Monitor) Start(ctx context.Context) error {
 // Set registers or updates a tenant's target; a changed target restarts its worker with a fresh snapshot.
 func (m *Monitor) Set(key types.NamespacedName, t Target) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if w, ok := m.workers[key]; ok {
-		if w.target.same(t) {
-			w.setObject(t.Object)
-			return
-		}
-		w.stop()
+	old, ok := m.workers[key]
+	if ok && old.target.same(t) {
+		old.setObject(t.Object)
+		m.mu.Unlock()
+		return
 	}
 	w := newWorker(m, key, t)
 	m.workers[key] = w
 	if m.ctx != nil {
 		w.start(m.ctx)
+	}
+	m.mu.Unlock()
+	// Stopped outside the lock: a drill it runs restores access on its way out, which may take a while, and
+	// every tenant's reconcile asks the monitor for its worker.
+	if ok {
+		old.stop()
 	}
 }
 
@@ -423,6 +427,9 @@ func (w *worker) stop() {
 	if w.cancel == nil {
 		return
 	}
+	w.mu.Lock()
+	w.runCtx = nil // no drill starts on a stopping worker
+	w.mu.Unlock()
 	w.cancel()
 	<-w.done
 	w.drills.Wait()

@@ -77,7 +77,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 		if cur.Replication != nil {
 			out.Replication.LastFailover = cur.Replication.LastFailover
 		}
-		out.Replication.LastDrill = cmp.Or(o.refusedDrill, storedDrill(t))
+		out.Replication.LastDrill = cmp.Or(o.drillOverride, storedDrill(t))
 		return out
 	case o.peerAPIErr != nil:
 		reach = cond(v1alpha1.ConditionPeerReachable, false, v1alpha1.ReasonPeerAPIUnreachable, "%v", o.peerAPIErr)
@@ -164,7 +164,7 @@ func (r *Reconciler) desired(t *v1alpha1.SupportTenant, o observation, now time.
 	if cur.Replication != nil {
 		lastDrill = cur.Replication.LastDrill
 	}
-	rs := v1alpha1.ReplicationStatus{LastFailover: lastFailover, LastDrill: cmp.Or(o.refusedDrill, drillRecord(lastDrill, s.Drill))}
+	rs := v1alpha1.ReplicationStatus{LastFailover: lastFailover, LastDrill: cmp.Or(o.drillOverride, drillRecord(lastDrill, s.Drill))}
 	if o.monitored {
 		if s.LagKnown {
 			rs.LagSeconds = &lag
