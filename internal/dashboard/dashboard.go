@@ -4,6 +4,7 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"html/template"
@@ -24,6 +25,8 @@ type Config struct {
 	DisplayName string
 	// Logger receives the storage pool's breaker transitions; nil means JSON on stderr.
 	Logger *slog.Logger
+	// StatusInterval is how often the status page's snapshot is refreshed (DefaultStatusInterval).
+	StatusInterval time.Duration
 }
 
 //go:embed templates/*.html
@@ -64,9 +67,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// The background loops end with the server, also when it fails to start.
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); pool.Run(ctx) }()
-	defer func() { <-done }()
+	defer func() { cancel(); <-done }()
 
 	mux := http.NewServeMux()
 	webserver.HealthHandlers(mux, pool)
@@ -74,9 +79,12 @@ func Run(ctx context.Context, cfg Config) error {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		render(w, "index.html", cfg.look(r.Context(), pool))
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		render(w, "status.html", cfg.look(r.Context(), pool))
-	})
+	status := newStatusTracker(cfg, pool)
+	statusDone := make(chan struct{})
+	go func() { defer close(statusDone); status.run(ctx, cmp.Or(cfg.StatusInterval, DefaultStatusInterval)) }()
+	defer func() { cancel(); <-statusDone }()
+	mux.HandleFunc("GET /status", status.serveStatus(false))
+	mux.HandleFunc("GET /status.json", status.serveStatus(true))
 	return webserver.Serve(ctx, cfg.ListenAddress, mux)
 }
 

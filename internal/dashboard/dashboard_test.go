@@ -1,7 +1,9 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/objectstore"
+	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/webserver"
 )
 
@@ -32,12 +35,12 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 		_, err = mc.PutObject(ctx, "supportstack", "questions/d1/q1.json", strings.NewReader("{}"), 2, minio.PutObjectOptions{})
 		require.NoError(t, err)
 	}
-	get := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+	get, _ := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
 		Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL}, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
 
 	// A dashboard the operator pointed at the peer's copy first (a declared failover, not yet failed back) says
 	// so while both copies answer: the banner follows which copy is this cluster's, not the order.
-	onPeer := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+	onPeer, _ := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
 		Bucket: "supportstack", Endpoints: []string{peer.URL, own.URL}, Local: own.URL, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
 	code, body := onPeer("/")
 	require.Equal(t, http.StatusOK, code, body)
@@ -73,8 +76,8 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 }
 
 // serve runs a dashboard on a free port until the test ends, waits until it is ready, and returns a getter of its
-// pages.
-func serve(t *testing.T, cfg Config) func(path string) (int, string) {
+// pages and its address.
+func serve(t *testing.T, cfg Config) (func(path string) (int, string), string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -95,5 +98,86 @@ func serve(t *testing.T, cfg Config) func(path string) (int, string) {
 		return resp.StatusCode, string(b)
 	}
 	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
-	return get
+	return get, addr
+}
+
+// The public status page: which copy serves, each copy's health, the replication heartbeats and the last
+// failover, named without any address; a JSON variant for monitors; and an answer at once, from memory, when
+// every storage endpoint hangs.
+func TestStatusPage(t *testing.T) {
+	ctx := context.Background()
+	opts := miniotest.Options{AccessKey: "statustest", SecretKey: "statustest-secret-key"}
+	own, peer := miniotest.Start(t, opts), miniotest.Start(t, opts)
+	now := time.Now()
+	for _, s := range []*miniotest.Server{own, peer} {
+		mc, err := objectstore.NewClient(objectstore.Endpoint{URL: s.URL, AccessKey: s.AccessKey, SecretKey: s.SecretKey})
+		require.NoError(t, err)
+		_, err = objectstore.EnsureBucket(ctx, mc, "supportstack", 7)
+		require.NoError(t, err)
+		require.NoError(t, objectstore.WriteHeartbeat(ctx, mc, "supportstack", "home", now.Add(-time.Second)))
+		require.NoError(t, objectstore.WriteHeartbeat(ctx, mc, "supportstack", "standby", now.Add(-3*time.Second)))
+		for _, sw := range []protocol.StorageSwitch{
+			{Server: "ingest-a", From: own.URL, To: peer.URL, FailedAt: now.Add(-time.Hour), ResumedAt: now.Add(-time.Hour + time.Second)},
+			{Server: "ingest-b", From: own.URL, To: peer.URL, FailedAt: now.Add(-10 * time.Minute), ResumedAt: now.Add(-10*time.Minute + 250*time.Millisecond)},
+		} {
+			body, err := json.Marshal(sw)
+			require.NoError(t, err)
+			_, err = mc.PutObject(ctx, "supportstack", protocol.SwitchKey(sw.Server, sw.ResumedAt), bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+			require.NoError(t, err)
+		}
+	}
+	get, addr := serve(t, Config{DisplayName: "Acme <b>IT</b>", StatusInterval: 200 * time.Millisecond,
+		StorageConfig: webserver.StorageConfig{Tenant: "acme", Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL},
+			AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
+	status := func() (int, Status) {
+		code, body := get("/status.json")
+		var s Status
+		require.NoError(t, json.Unmarshal([]byte(body), &s), body)
+		return code, s
+	}
+	var s Status
+	require.Eventually(t, func() bool { _, s = status(); return s.LastSwitch != nil && len(s.Heartbeats) == 2 }, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, "this cluster", s.Serving)
+	require.False(t, s.FromPeer)
+	require.Len(t, s.Storage, 2)
+	require.Equal(t, []string{"this cluster", "the peer cluster"}, []string{s.Storage[0].Site, s.Storage[1].Site})
+	require.True(t, s.Storage[0].Healthy && s.Storage[1].Healthy)
+	require.NotNil(t, s.ReplicationLagSeconds)
+	require.InDelta(t, 3, *s.ReplicationLagSeconds, 2, "the older heartbeat's age")
+	require.Equal(t, "this cluster", s.LastSwitch.From, "the newest switch record")
+	require.Equal(t, "the peer cluster", s.LastSwitch.To)
+	require.InDelta(t, 0.25, s.LastSwitch.WaitSeconds, 0.001)
+	resp, err := http.Get("http://" + addr + "/status")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'", "no script may run on the public page")
+	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'")
+	require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+	code, page := get("/status")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, page, "Writes moved from this cluster's storage to the peer cluster's")
+	require.Regexp(t, `Replication lag: at most <strong id="lag">\d+\.\d s</strong>`, page)
+	require.Regexp(t, `home copy's heartbeat written \d+\.\d s ago`, page)
+	require.Contains(t, page, "Acme &lt;b&gt;IT&lt;/b&gt;", "names are escaped")
+	for _, srv := range []*miniotest.Server{own, peer} {
+		require.NotContains(t, page, srv.Addr, "the public page names copies, not addresses")
+	}
+
+	// Every copy hangs: the page answers at once from what it knew, then says no copy answers.
+	thawOwn, thawPeer := own.Freeze(), peer.Freeze()
+	defer thawOwn()
+	defer thawPeer()
+	for range 10 {
+		start := time.Now()
+		code, _ := get("/status")
+		require.NotZero(t, code)
+		require.Less(t, time.Since(start), 500*time.Millisecond, "the status page never waits on storage")
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool { code, s = status(); return code == http.StatusServiceUnavailable && s.Serving == "" },
+		30*time.Second, 200*time.Millisecond)
+	require.NotNil(t, s.LastSwitch, "the last failover stays on the page through the outage")
+	code, page = get("/status")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, page, "No copy of the storage answers")
 }

@@ -103,6 +103,17 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// Freeze stops the server's process with SIGSTOP, as a hung server: the kernel accepts connections for it and
+// nothing answers. thaw continues it.
+func (s *Server) Freeze() (thaw func()) {
+	cmd := s.cmd
+	if cmd == nil {
+		return func() {}
+	}
+	_ = cmd.Process.Signal(syscall.SIGSTOP)
+	return func() { _ = cmd.Process.Signal(syscall.SIGCONT) }
+}
+
 // Restart starts the server again on the same address and data, and waits until it is ready.
 func (s *Server) Restart() error {
 	if s.cmd != nil {
