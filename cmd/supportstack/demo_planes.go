@@ -22,6 +22,7 @@ import (
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/dashboard"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/protocol"
@@ -91,6 +92,12 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 		if url, err := env.PublicURL(p.Name, key.Namespace, naming.Dashboard(key.Name), 80); err == nil {
 			fmt.Printf("%s dashboard: %s/   status page: %s/status\n", p.Name, url, url)
 		}
+	}
+	shared := &corev1.Secret{}
+	if err := east.Admin.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: naming.SharedSecret(key.Name)}, shared); err == nil {
+		fmt.Printf("Sign in to either dashboard as %s with password %s\n  (kubectl get secret %s -n %s -o jsonpath='{.data.%s}' | base64 -d)\n",
+			dashboard.AdminUser, shared.Data[naming.SecretKeyDashboardAdminPassword], naming.SharedSecret(key.Name), key.Namespace,
+			naming.SecretKeyDashboardAdminPassword)
 	}
 	a, err := startDemoAgent(ctx, f.stateDir, env, east, key)
 	if err == nil {

@@ -37,5 +37,8 @@ func runDashboard(ctx context.Context, args []string) error {
 	if err := cfg.LoadEnv(); err != nil {
 		return err
 	}
+	if err := cfg.LoadSecrets(); err != nil {
+		return err
+	}
 	return dashboard.Run(ctx, cfg)
 }

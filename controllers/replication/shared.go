@@ -43,7 +43,8 @@ var sharedGenerators = map[string]func() string{
 }
 
 // copiedKeys come from the home's credentials Secret.
-var copiedKeys = []string{naming.SecretKeyEnrollmentToken, naming.SecretKeySigningKey}
+var copiedKeys = []string{naming.SecretKeyEnrollmentToken, naming.SecretKeySigningKey,
+	naming.SecretKeyDashboardAdminPassword, naming.SecretKeyDashboardSessionKey}
 
 func randomHex(n int) string {
 	b := make([]byte, n)

@@ -22,10 +22,12 @@ import (
 // credentialGenerators make each key of the credentials Secret. They run once per key, ever: rotating a MinIO
 // root password or a signing key by accident would lock out the tenant's pods or every enrolled device.
 var credentialGenerators = map[string]func() (string, error){
-	naming.SecretKeyRootUser:        func() (string, error) { return randomHex("st", 10) },
-	naming.SecretKeyRootPassword:    func() (string, error) { return randomBase64(30) },
-	naming.SecretKeyEnrollmentToken: func() (string, error) { return randomBase64(32) },
-	naming.SecretKeySigningKey:      func() (string, error) { return randomBase64(32) },
+	naming.SecretKeyRootUser:               func() (string, error) { return randomHex("st", 10) },
+	naming.SecretKeyRootPassword:           func() (string, error) { return randomBase64(30) },
+	naming.SecretKeyEnrollmentToken:        func() (string, error) { return randomBase64(32) },
+	naming.SecretKeySigningKey:             func() (string, error) { return randomBase64(32) },
+	naming.SecretKeyDashboardAdminPassword: func() (string, error) { return randomBase64(18) },
+	naming.SecretKeyDashboardSessionKey:    func() (string, error) { return randomBase64(32) },
 }
 
 func randomBytes(n int) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/dashboard"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 
@@ -96,5 +97,28 @@ func TestStorageOrder(t *testing.T) {
 		{"manual, switched by a person", tenant(v1alpha1.FailoverManual, v1alpha1.SitePeer), []string{"peer", "own"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, storageOrder(tc.t, "own", "peer")) })
+	}
+}
+
+// The dashboard gets its sign-in secrets from the environment, never from args: from the tenant's credentials,
+// or, replicated, from the shared Secret both clusters hold, so that staff sign in on either side and a session
+// survives a failover.
+func TestDashboardSignInSecrets(t *testing.T) {
+	single := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"}}
+	replicated := single.DeepCopy()
+	replicated.Spec.Replication = &v1alpha1.ReplicationSpec{Peer: "west"}
+	for tn, secret := range map[*v1alpha1.SupportTenant]string{single: naming.CredentialsSecret("acme"), replicated: naming.SharedSecret("acme")} {
+		c := Config{ClusterDomain: "cluster.local"}.dashboardDeployment(tn, nil).Spec.Template.Spec.Containers[0]
+		found := map[string]string{}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				found[*e.Name] = *e.ValueFrom.SecretKeyRef.Name + "/" + *e.ValueFrom.SecretKeyRef.Key
+			}
+		}
+		require.Equal(t, secret+"/"+naming.SecretKeyDashboardAdminPassword, found[dashboard.EnvAdminPassword])
+		require.Equal(t, secret+"/"+naming.SecretKeyDashboardSessionKey, found[dashboard.EnvSessionKey])
+		for _, arg := range c.Args {
+			require.NotContains(t, arg, "password")
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
+	"github.com/supportstack/supportstack/internal/dashboard"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/webserver"
 )
@@ -142,6 +143,20 @@ func agentSecretEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfigurat
 	}
 }
 
+// dashboardSecretEnv hands the dashboard its admin password and session key; both copies of a replicated tenant
+// take them from the shared Secret, so that the same staff sign in on either side and a session survives a
+// failover.
+func dashboardSecretEnv(t *v1alpha1.SupportTenant) []*corev1ac.EnvVarApplyConfiguration {
+	env := secretEnv
+	if t.Spec.Replication != nil {
+		env = sharedEnv
+	}
+	return []*corev1ac.EnvVarApplyConfiguration{
+		env(t, dashboard.EnvAdminPassword, naming.SecretKeyDashboardAdminPassword),
+		env(t, dashboard.EnvSessionKey, naming.SecretKeyDashboardSessionKey),
+	}
+}
+
 // ingestScale is what the operator knows of the ingest Deployment's spec.replicas.
 type ingestScale struct {
 	// current is the replica count the Deployment has now, -1 when it does not exist yet.
@@ -194,8 +209,8 @@ func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant, peer *v1alpha1.Pe
 	// name is the customer's text and must stay text.
 	args = append(args, "--display-name="+strings.ReplaceAll(t.Spec.DisplayName, "$", "$$"))
 	replicas := replicasOrZero(t, t.Spec.Dashboard.Replicas)
-	return c.webDeployment(t, naming.ComponentDashboard, &replicas, args,
-		storageCredentialEnv(t), resources(nil, "50m", "64Mi", "256Mi"))
+	env := append(storageCredentialEnv(t), dashboardSecretEnv(t)...)
+	return c.webDeployment(t, naming.ComponentDashboard, &replicas, args, env, resources(nil, "50m", "64Mi", "256Mi"))
 }
 
 // webService exposes the ingest or dashboard pods on port 80.

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -27,6 +28,19 @@ type Config struct {
 	Logger *slog.Logger
 	// StatusInterval is how often the status page's snapshot is refreshed (DefaultStatusInterval).
 	StatusInterval time.Duration
+	// AdminPassword is the admin's password and SessionKey signs sessions; both come from the environment
+	// (EnvAdminPassword, EnvSessionKey), which the operator fills from the tenant's Secret.
+	AdminPassword, SessionKey string
+}
+
+// LoadSecrets reads the sign-in secrets from the environment.
+func (c *Config) LoadSecrets() error {
+	c.AdminPassword, c.SessionKey = os.Getenv(EnvAdminPassword), os.Getenv(EnvSessionKey)
+	if c.AdminPassword == "" || c.SessionKey == "" {
+		return fmt.Errorf("$%s and $%s must be set: staff sign in with the admin password, sessions are signed with the key",
+			EnvAdminPassword, EnvSessionKey)
+	}
+	return nil
 }
 
 //go:embed templates/*.html
@@ -47,6 +61,8 @@ type overview struct {
 	Questions int
 	Error     string
 	Checked   time.Time
+	// User is who is signed in; CSRF the token of their forms.
+	User, CSRF string
 }
 
 type endpointHealth struct {
@@ -62,6 +78,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "dashboard", "tenant", cfg.Tenant)
 	}
+	signIn, err := newAuth(cfg.Tenant, cfg.AdminPassword, cfg.SessionKey)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	pool, err := cfg.NewPool(storagepool.Options{Registerer: reg, Logger: cfg.Logger})
 	if err != nil {
@@ -76,9 +96,12 @@ func Run(ctx context.Context, cfg Config) error {
 	mux := http.NewServeMux()
 	webserver.HealthHandlers(mux, pool)
 	webserver.MetricsHandler(mux, reg)
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		render(w, "index.html", cfg.look(r.Context(), pool))
-	})
+	signIn.loginHandlers(mux, cfg.DisplayName)
+	mux.HandleFunc("GET /{$}", signIn.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
+		o := cfg.look(r.Context(), pool)
+		o.User, o.CSRF = s.User, signIn.csrf(s)
+		render(w, "index.html", o)
+	}))
 	status := newStatusTracker(cfg, pool)
 	statusDone := make(chan struct{})
 	go func() { defer close(statusDone); status.run(ctx, cmp.Or(cfg.StatusInterval, DefaultStatusInterval)) }()

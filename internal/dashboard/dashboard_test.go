@@ -2,11 +2,15 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,18 +39,21 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 		_, err = mc.PutObject(ctx, "supportstack", "questions/d1/q1.json", strings.NewReader("{}"), 2, minio.PutObjectOptions{})
 		require.NoError(t, err)
 	}
-	get, _ := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+	d := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
 		Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL}, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
 
 	// A dashboard the operator pointed at the peer's copy first (a declared failover, not yet failed back) says
 	// so while both copies answer: the banner follows which copy is this cluster's, not the order.
-	onPeer, _ := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
+	dPeer := serve(t, Config{DisplayName: "Acme IT", StorageConfig: webserver.StorageConfig{Tenant: "acme",
 		Bucket: "supportstack", Endpoints: []string{peer.URL, own.URL}, Local: own.URL, AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
-	code, body := onPeer("/")
+	signedIn(t, dPeer)
+	code, body := dPeer.get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `<span class="ok" id="storage">`+peer.URL)
 	require.Contains(t, body, `id="failover-banner"`)
 
+	signedIn(t, d)
+	get := d.get
 	code, body = get("/")
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `<span class="ok" id="storage">`+own.URL)
@@ -75,30 +82,93 @@ func TestDashboardFallsBackToThePeersStorage(t *testing.T) {
 	require.Contains(t, body, "Acme IT", "the status page still renders with every storage down")
 }
 
-// serve runs a dashboard on a free port until the test ends, waits until it is ready, and returns a getter of its
-// pages and its address.
-func serve(t *testing.T, cfg Config) (func(path string) (int, string), string) {
+// Sign-in secrets of the tests' dashboards.
+const (
+	testPassword   = "correct horse battery staple"
+	testSessionKey = "0123456789abcdef0123456789abcdef-session"
+)
+
+// site is a dashboard under test and a browser-like client of it: a cookie jar, redirects not followed.
+type site struct {
+	t    *testing.T
+	addr string
+	hc   *http.Client
+}
+
+// serve runs a dashboard on a free port until the test ends and waits until it is ready. cfg's sign-in secrets
+// default to the tests'.
+func serve(t *testing.T, cfg Config) *site {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
 	cfg.ListenAddress = addr
+	cfg.AdminPassword = cmp.Or(cfg.AdminPassword, testPassword)
+	cfg.SessionKey = cmp.Or(cfg.SessionKey, testSessionKey)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()
 	t.Cleanup(func() { cancel(); <-done })
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+	d := newClient(t, addr)
+	require.Eventually(t, func() bool { code, _ := d.get("/readyz"); return code == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
+	return d
+}
+
+// newClient is another browser of the same dashboard, with cookies of its own.
+func newClient(t *testing.T, addr string) *site {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &site{t: t, addr: addr, hc: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (d *site) do(req *http.Request) (*http.Response, string) {
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		return &http.Response{StatusCode: 0, Header: http.Header{}}, err.Error()
 	}
-	require.Eventually(t, func() bool { code, _ := get("/readyz"); return code == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
-	return get, addr
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// get fetches a page and returns its code and body.
+func (d *site) get(path string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.addr+path, nil)
+	resp, body := d.do(req)
+	return resp.StatusCode, body
+}
+
+// post sends a form.
+func (d *site) post(path string, form url.Values) (*http.Response, string) {
+	req, _ := http.NewRequest(http.MethodPost, "http://"+d.addr+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return d.do(req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// formToken reads the CSRF token of the form on a page.
+func (d *site) formToken(path string) string {
+	d.t.Helper()
+	_, body := d.get(path)
+	m := csrfField.FindStringSubmatch(body)
+	require.NotNil(d.t, m, "no form token on %s: %s", path, body)
+	return m[1]
+}
+
+// signIn signs in through the sign-in form and returns the answer to the form.
+func (d *site) signIn(user, password string) (*http.Response, string) {
+	d.t.Helper()
+	return d.post("/login", url.Values{"csrf": {d.formToken("/login")}, "user": {user}, "password": {password}, "next": {"/"}})
+}
+
+// signedIn signs d in as the admin.
+func signedIn(t *testing.T, d *site) {
+	t.Helper()
+	resp, body := d.signIn(AdminUser, testPassword)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
 }
 
 // The public status page: which copy serves, each copy's health, the replication heartbeats and the last
@@ -126,9 +196,10 @@ func TestStatusPage(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	get, addr := serve(t, Config{DisplayName: "Acme <b>IT</b>", StatusInterval: 200 * time.Millisecond,
+	d := serve(t, Config{DisplayName: "Acme <b>IT</b>", StatusInterval: 200 * time.Millisecond,
 		StorageConfig: webserver.StorageConfig{Tenant: "acme", Bucket: "supportstack", Endpoints: []string{own.URL, peer.URL},
 			AccessKey: own.AccessKey, SecretKey: own.SecretKey}})
+	get := d.get
 	status := func() (int, Status) {
 		code, body := get("/status.json")
 		var s Status
@@ -147,7 +218,7 @@ func TestStatusPage(t *testing.T) {
 	require.Equal(t, "this cluster", s.LastSwitch.From, "the newest switch record")
 	require.Equal(t, "the peer cluster", s.LastSwitch.To)
 	require.InDelta(t, 0.25, s.LastSwitch.WaitSeconds, 0.001)
-	resp, err := http.Get("http://" + addr + "/status")
+	resp, err := http.Get("http://" + d.addr + "/status")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'", "no script may run on the public page")

@@ -61,6 +61,10 @@ const (
 	SecretKeyRootPassword    = "MINIO_ROOT_PASSWORD"
 	SecretKeyEnrollmentToken = "enrollment-token"
 	SecretKeySigningKey      = "signing-key"
+	// SecretKeyDashboardAdminPassword is the password of the dashboard's admin account; SecretKeyDashboardSessionKey
+	// signs dashboard sessions. A replicated tenant's copies share both (the shared Secret).
+	SecretKeyDashboardAdminPassword = "dashboard-admin-password"
+	SecretKeyDashboardSessionKey    = "dashboard-session-key"
 )
 
 // Keys of a replicated tenant's shared Secret, beside the enrollment token and signing key of the credentials.

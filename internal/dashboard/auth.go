@@ -1,0 +1,230 @@
+package dashboard
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Sign-in. The tenant's support staff sign in with a name and a password; the operator generates the admin's
+// password into the tenant's Secret (the shared one when replicated, so that both clusters' dashboards take it).
+// A session is a signed cookie — no server state — so every replica of both clusters, which share the session
+// key, accepts it, and a failover signs nobody out. Forms carry a CSRF token bound to the session (or, on the
+// sign-in form, to a cookie of its own). Failed sign-ins are limited per client address and per name.
+
+// Environment variables the dashboard reads its secrets from.
+const (
+	EnvAdminPassword = "DASHBOARD_ADMIN_PASSWORD"
+	EnvSessionKey    = "DASHBOARD_SESSION_KEY"
+)
+
+// AdminUser is the name of the staff account the operator creates.
+const AdminUser = "admin"
+
+// Cookie names and limits.
+const (
+	sessionCookie = "ss_session"
+	loginCookie   = "ss_login"
+	sessionTTL    = 12 * time.Hour
+	// maxFailures failed sign-ins within failureWindow lock the name and the client address for lockout.
+	maxFailures   = 5
+	failureWindow = 15 * time.Minute
+	lockout       = 5 * time.Minute
+)
+
+// session is what a session cookie carries.
+type session struct {
+	Tenant  string `json:"t"`
+	User    string `json:"u"`
+	Expires int64  `json:"e"`
+	// Nonce makes each session's CSRF token its own.
+	Nonce string `json:"n"`
+}
+
+// auth signs sessions and checks passwords for one tenant.
+type auth struct {
+	tenant string
+	key    []byte
+	// users maps a name to its bcrypt hash.
+	users map[string][]byte
+	now   func() time.Time
+
+	mu       sync.Mutex
+	failures map[string][]time.Time // by "user:" + name and "addr:" + address
+}
+
+func newAuth(tenant, adminPassword, sessionKey string) (*auth, error) {
+	if len(adminPassword) < 12 {
+		return nil, fmt.Errorf("the admin password ($%s) must have at least 12 characters", EnvAdminPassword)
+	}
+	if len(sessionKey) < 32 {
+		return nil, fmt.Errorf("the session key ($%s) must have at least 32 characters", EnvSessionKey)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, fmt.Errorf("hash the admin password: %w", err)
+	}
+	// The key is tenant-specific on its own; mixing the tenant in also keeps one tenant's cookie from being
+	// taken by another that was (wrongly) given the same key.
+	mac := hmac.New(sha256.New, []byte(sessionKey))
+	mac.Write([]byte("supportstack-dashboard-session:" + tenant))
+	return &auth{tenant: tenant, key: mac.Sum(nil), users: map[string][]byte{AdminUser: hash}, now: time.Now,
+		failures: map[string][]time.Time{}}, nil
+}
+
+func (a *auth) sign(payload []byte) string {
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write(payload)
+	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// verify returns the payload of a value sign made, or an error.
+func (a *auth) verify(value string) ([]byte, error) {
+	p, s, ok := strings.Cut(value, ".")
+	if !ok {
+		return nil, errors.New("malformed")
+	}
+	payload, err1 := base64.RawURLEncoding.DecodeString(p)
+	sig, err2 := base64.RawURLEncoding.DecodeString(s)
+	if err1 != nil || err2 != nil {
+		return nil, errors.New("malformed")
+	}
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write(payload)
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		return nil, errors.New("bad signature")
+	}
+	return payload, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// issue returns a session cookie for user.
+func (a *auth) issue(user string, secure bool) (*http.Cookie, session) {
+	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(sessionTTL).Unix(), Nonce: randomToken()}
+	payload, _ := json.Marshal(s)
+	return &http.Cookie{Name: sessionCookie, Value: a.sign(payload), Path: "/", HttpOnly: true, Secure: secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)}, s
+}
+
+// session returns the request's valid session.
+func (a *auth) session(r *http.Request) (session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false
+	}
+	payload, err := a.verify(c.Value)
+	if err != nil {
+		return session{}, false
+	}
+	var s session
+	if json.Unmarshal(payload, &s) != nil || s.Tenant != a.tenant || s.User == "" || a.now().Unix() >= s.Expires {
+		return session{}, false
+	}
+	if _, ok := a.users[s.User]; !ok {
+		return session{}, false
+	}
+	return s, true
+}
+
+// csrf is the CSRF token of a session: forms carry it, and a request without it changes nothing.
+func (a *auth) csrf(s session) string {
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte("csrf:" + s.Nonce))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func tokensEqual(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// locked reports how long the name or the client address stays locked out, zero when neither is.
+func (a *auth) locked(user, addr string) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	var wait time.Duration
+	for _, k := range []string{"user:" + user, "addr:" + addr} {
+		recent := a.recent(k, now)
+		if len(recent) >= maxFailures {
+			wait = max(wait, recent[len(recent)-1].Add(lockout).Sub(now))
+		}
+	}
+	return wait
+}
+
+// recent drops failures older than the window and returns the rest; a.mu is held.
+func (a *auth) recent(key string, now time.Time) []time.Time {
+	kept := a.failures[key][:0]
+	for _, t := range a.failures[key] {
+		if now.Sub(t) < failureWindow {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) == 0 {
+		delete(a.failures, key)
+		return nil
+	}
+	a.failures[key] = kept
+	return kept
+}
+
+func (a *auth) failed(user, addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for _, k := range []string{"user:" + user, "addr:" + addr} {
+		a.failures[k] = append(a.recent(k, now), now)
+	}
+}
+
+// check verifies a name and password. A name that does not exist costs the same bcrypt comparison.
+func (a *auth) check(user, password string) bool {
+	hash, ok := a.users[user]
+	if !ok {
+		hash = a.users[AdminUser]
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && ok
+}
+
+// clientAddr is the request's client address (the connection's; a proxy in front makes all clients one, which
+// only makes the limit stricter).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// secureRequest reports whether the browser reached the dashboard over TLS (directly or through an ingress).
+func secureRequest(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// localPath keeps a post-sign-in redirect on this site.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+		return "/"
+	}
+	return p
+}
+
+func retryAfter(d time.Duration) string { return strconv.Itoa(int(d.Seconds()) + 1) }
