@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -164,4 +165,52 @@ func waitFailover(t *testing.T, p *planes.Plane, key client.ObjectKey, state v1a
 		}
 	}, timeout, 100*time.Millisecond)
 	return tn
+}
+
+// TestBothCopiesDown: east's and west's MinIO stop together under 50 agents. East's tenant says so
+// (Unavailable, BothSitesDown, an event), nothing is acknowledged and the agents keep their records; when the
+// storage returns they deliver everything, once, to both copies.
+func TestBothCopiesDown(t *testing.T) {
+	home := newFailoverTenant(t, "bothdown", v1alpha1.FailoverAutomatic)
+	key := client.ObjectKeyFromObject(home)
+	waitReplicating(t, key, 3*time.Minute)
+	eastStore, westStore := storage(t, east, key), storage(t, west, key)
+	f := startFleet(t, key, fleetSize)
+	f.waitReporting(t, eastStore)
+
+	stopped := stopMinIO(t, east, key)
+	stopMinIO(t, west, key)
+	down := waitFailover(t, east, key, v1alpha1.FailoverUnavailable, time.Minute)
+	require.Equal(t, "BothSitesDown", down.Status.Failover.Reason)
+	requireEvent(t, east, key, "StorageUnavailable")
+	// The agents keep their records: nothing is acknowledged while both copies are down.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		out, err := agentOutput(f.agents[0], "status", "--json")
+		if !assert.NoError(c, err) {
+			return
+		}
+		var st struct {
+			Spool struct {
+				PendingRecords map[string]int `json:"pendingRecords"`
+				LastAck        time.Time      `json:"lastAck"`
+			} `json:"spool"`
+		}
+		if !assert.NoError(c, json.Unmarshal([]byte(out), &st)) {
+			return
+		}
+		pending := 0
+		for _, n := range st.Spool.PendingRecords {
+			pending += n
+		}
+		assert.Positive(c, pending, "records pile up in the spool")
+		assert.True(c, st.Spool.LastAck.Before(stopped.Add(time.Second)), "acknowledged at %s, after both copies stopped", st.Spool.LastAck)
+	}, 30*time.Second, 500*time.Millisecond)
+	f.ask(t, "asked while both copies are down")
+
+	releaseMinIO(t, east, key)
+	releaseMinIO(t, west, key)
+	waitFailover(t, east, key, v1alpha1.FailoverNormal, 2*time.Minute)
+	f.requireQuestionsIn(t, eastStore, time.Minute)
+	statuses := f.drain(t)
+	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }
