@@ -451,15 +451,6 @@ func (w *worker) restore() error {
 	return err
 }
 
-// requestVerification asks the run loop for a verification covering what was written before from.
-func (w *worker) requestVerification(from time.Time) {
-	w.mu.Lock()
-	if from.After(w.verifyFrom) {
-		w.verifyFrom = from
-	}
-	w.mu.Unlock()
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b

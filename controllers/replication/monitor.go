@@ -263,6 +263,15 @@ func (m *Monitor) VerifyFrom(key types.NamespacedName, from time.Time) {
 	}
 }
 
+// requestVerification asks the run loop for a verification covering what was written before from.
+func (w *worker) requestVerification(from time.Time) {
+	w.mu.Lock()
+	if from.After(w.verifyFrom) {
+		w.verifyFrom = from
+	}
+	w.mu.Unlock()
+}
+
 // MeasureRTO asks the tenant's worker to read, from the peer's copy, the data plane's records of moving its
 // writes there after from (protocol.StorageSwitch), until it finds some.
 func (m *Monitor) MeasureRTO(key types.NamespacedName, from time.Time) {

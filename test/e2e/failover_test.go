@@ -33,17 +33,11 @@ func TestStorageFailover(t *testing.T) {
 	home := newFailoverTenant(t, "founding", v1alpha1.FailoverAutomatic)
 	key := client.ObjectKeyFromObject(home)
 	waitReplicating(t, key, 3*time.Minute)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		f := get(t, east, key).Status.Failover
-		if assert.NotNil(c, f) {
-			assert.Equal(c, v1alpha1.FailoverNormal, f.State)
-		}
-	}, 30*time.Second, 200*time.Millisecond)
+	waitFailover(t, east, key, v1alpha1.FailoverNormal, 30*time.Second)
 
 	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 	f := startFleet(t, key, fleetSize)
-	f.waitReporting(t, eastStore)
 	endpoints := storageEndpoints(t, east, key)
 	require.Len(t, endpoints, 2, "automatic: both copies, own first")
 	eastMinIO, westMinIO := endpoints[0], endpoints[1]
@@ -127,8 +121,7 @@ func TestStorageFailover(t *testing.T) {
 	require.True(t, d.Empty(), "%s", d.Describe("in east", "in west"))
 	require.Equal(t, 1.0, promtest.Value(t, metrics.Registry, "supportstack_failover_events_total",
 		map[string]string{"namespace": key.Namespace, "tenant": key.Name, "role": "home", "event": "FailedOver"}))
-	statuses := f.drain(t)
-	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
+	f.requireAllDelivered(t, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }
 
 // TestFrozenStorage: east's MinIO hangs (SIGSTOP: connections are accepted and never answered) instead of
@@ -141,7 +134,6 @@ func TestFrozenStorage(t *testing.T) {
 	a, device := enrolledAgent(t, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 	f := startFleet(t, key, fleetSize)
-	f.waitReporting(t, eastStore)
 
 	thaw, err := east.Runner.Freeze(key.Namespace, naming.MinIO(key.Name)+"-0")
 	require.NoError(t, err)
@@ -157,12 +149,7 @@ func TestFrozenStorage(t *testing.T) {
 	t.Logf("the question is in west's storage %s after east's MinIO froze", time.Since(frozen).Round(100*time.Millisecond))
 	f.ask(t, "asked while east's storage hangs")
 	f.requireQuestionsIn(t, westStore, 30*time.Second)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		tn := get(t, east, key)
-		if assert.NotNil(c, tn.Status.Failover) {
-			assert.Equal(c, v1alpha1.FailoverFailedOver, tn.Status.Failover.State, tn.Status.Failover.Message)
-		}
-	}, time.Minute, 200*time.Millisecond)
+	waitFailover(t, east, key, v1alpha1.FailoverFailedOver, time.Minute)
 	t.Logf("failover declared %s after the freeze", time.Since(frozen).Round(100*time.Millisecond))
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		if lf := get(t, east, key).Status.Replication.LastFailover; assert.NotNil(c, lf) && assert.NotNil(c, lf.RTO, "RTO recorded") {
@@ -185,8 +172,7 @@ func TestFrozenStorage(t *testing.T) {
 	t.Logf("failed back, verified, %s after east's MinIO continued", time.Since(thawed).Round(100*time.Millisecond))
 	_, err = readLocal(eastStore, protocol.QuestionKey(device, q))
 	require.NoError(t, err, "the question taken by west while east hung is in east")
-	statuses := f.drain(t)
-	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
+	f.requireAllDelivered(t, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }
 
 // enrolledAgent is an agent enrolled with east's ingest of the tenant through its stable public address, as
@@ -319,7 +305,6 @@ func TestSwitchover(t *testing.T) {
 	endpoints := storageEndpoints(t, east, key)
 	eastStore, westStore := storage(t, east, key), storage(t, west, key)
 	f := startFleet(t, key, fleetSize)
-	f.waitReporting(t, eastStore)
 	put(t, dataPlane(t, east, key), "devices/before-switch/x", "x")
 
 	asked := time.Now()
@@ -361,6 +346,5 @@ func TestSwitchover(t *testing.T) {
 	require.Eventually(t, func() bool { return storageEndpoints(t, east, key)[0] == endpoints[0] }, 30*time.Second, 100*time.Millisecond)
 	_, err = readLocal(eastStore, "devices/before-switch/x")
 	require.NoError(t, err)
-	statuses := f.drain(t)
-	f.requireAllStored(t, statuses, map[string]*minio.Client{"east": eastStore, "west": westStore})
+	f.requireAllDelivered(t, map[string]*minio.Client{"east": eastStore, "west": westStore})
 }

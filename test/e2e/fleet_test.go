@@ -33,13 +33,13 @@ type fleet struct {
 	questions map[string][]string
 }
 
-// startFleet enrolls n agents with east's ingest and starts them.
+// startFleet enrolls n agents with east's ingest, starts them and waits until each has reported.
 func startFleet(t *testing.T, key client.ObjectKey, n int) *fleet {
 	t.Helper()
 	return startFleetOn(t, env, east, key, n)
 }
 
-// startFleetOn enrolls n agents with a plane's ingest and starts them.
+// startFleetOn enrolls n agents with a plane's ingest, starts them and waits until each has reported there.
 func startFleetOn(t *testing.T, e *planes.Env, p *planes.Plane, key client.ObjectKey, n int) *fleet {
 	t.Helper()
 	public, err := e.PublicURL(p.Name, key.Namespace, naming.Ingest(key.Name), 80)
@@ -57,6 +57,7 @@ func startFleetOn(t *testing.T, e *planes.Env, p *planes.Plane, key client.Objec
 		f.devices[i] = a.deviceID(t)
 		f.stops = append(f.stops, a.run(t))
 	}
+	f.waitReporting(t, storage(t, p, key))
 	return f
 }
 
@@ -183,6 +184,12 @@ func (f *fleet) drain(t *testing.T) []agentStatus {
 		require.NoError(t, json.Unmarshal([]byte(out), &statuses[i]))
 	}
 	return statuses
+}
+
+// requireAllDelivered drains the fleet, then checks each copy as requireAllStored does.
+func (f *fleet) requireAllDelivered(t *testing.T, copies map[string]*minio.Client) {
+	t.Helper()
+	f.requireAllStored(t, f.drain(t), copies)
 }
 
 // requireAllStored checks, in each copy, that every record every agent produced is stored exactly once by
