@@ -36,7 +36,7 @@ Usage:
   supportstack-agent enroll --url URL --token TOKEN   enroll this PC (token also from --token-file or $SUPPORTSTACK_ENROLL_TOKEN)
   supportstack-agent run                             run the agent (collectors, question intake, sender)
   supportstack-agent ask [--wait DURATION] "TEXT"    ask a question; prints its ID and delivery state
-  supportstack-agent status [--json]                 show enrollment, spool, delivery and pending questions
+  supportstack-agent status [--json]                 show enrollment, spool, delivery, pending questions and answers
   supportstack-agent version
 
 Flags of every command:

@@ -35,6 +35,11 @@ type Report struct {
 	Rejected   []sender.RejectedInfo `json:"rejected,omitempty"`
 	// Questions are those not yet delivered.
 	Questions []QuestionInfo `json:"questions"`
+	// Answers are support staff's answers to this PC's questions, newest last.
+	Answers []AnswerInfo `json:"answers"`
+	// AnswersError says why the answers could not be read (a user reading the answers of a daemon that runs as
+	// root: they are for root only).
+	AnswersError string `json:"answersError,omitempty"`
 }
 
 // EnrollmentInfo is the enrollment without its secrets.
@@ -44,6 +49,18 @@ type EnrollmentInfo struct {
 	Endpoints           []string  `json:"endpoints"`
 	EnrolledAt          time.Time `json:"enrolledAt"`
 	MaxRecordsPerSecond int       `json:"maxRecordsPerSecond,omitempty"`
+}
+
+// AnswerInfo is one answer to a question of this PC's user. The texts are as support staff wrote them; the text
+// output makes them safe to print.
+type AnswerInfo struct {
+	ID         string `json:"id"`
+	QuestionID string `json:"questionId"`
+	// Question is the question's text, when the agent still knows it.
+	Question string    `json:"question,omitempty"`
+	Text     string    `json:"text"`
+	Author   string    `json:"author"`
+	Time     time.Time `json:"time"`
 }
 
 // QuestionInfo is one question not yet delivered.
@@ -80,7 +97,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 
 func collectStatus(r resolved) (Report, error) {
 	lay := config.Layout{Root: r.stateDir}
-	rep := Report{StateDir: r.stateDir, Daemon: "unknown", Questions: []QuestionInfo{}}
+	rep := Report{StateDir: r.stateDir, Daemon: "unknown", Questions: []QuestionInfo{}, Answers: []AnswerInfo{}}
 	if st, err := enroll.Load(lay.Enrollment()); err != nil {
 		if errors.Is(err, enroll.ErrNotEnrolled) {
 			rep.EnrollmentError = "not enrolled"
@@ -137,6 +154,19 @@ func collectStatus(r resolved) (Report, error) {
 		}
 	}
 	sort.Slice(rep.Questions, func(i, j int) bool { return rep.Questions[i].Asked.Before(rep.Questions[j].Asked) })
+
+	stored, err := questions.LoadAnswers(lay.Answers())
+	if err != nil {
+		rep.AnswersError = err.Error()
+		return rep, nil
+	}
+	for _, a := range stored.List() {
+		info := AnswerInfo{ID: a.ID, QuestionID: a.QuestionID, Text: a.Text, Author: a.Author, Time: a.Time}
+		if q, ok := stored.Question(a.QuestionID); ok {
+			info.Question = q.Text
+		}
+		rep.Answers = append(rep.Answers, info)
+	}
 	return rep, nil
 }
 
@@ -192,14 +222,14 @@ func printStatus(w io.Writer, rep Report, now time.Time) {
 	}
 	if snd := rep.Sender; snd != nil {
 		if snd.LastError != "" {
-			row("Last error", "%s (%s)", snd.LastError, when(snd.LastErrorAt, now))
+			row("Last error", "%s (%s)", inertLine(snd.LastError), when(snd.LastErrorAt, now))
 		}
 		if !snd.NextAttempt.IsZero() && rep.Daemon == "running" {
 			row("Next attempt", "%s", when(snd.NextAttempt, now))
 		}
 		if b := snd.Blocked; b != nil {
 			row("Rejected batch", "seq %d-%d (%d records) refused by the server since %s: HTTP %d %s %s; kept in the spool, retried every few minutes",
-				b.FirstSeq, b.LastSeq, b.Records, when(b.Since, now), b.Status, b.Code, b.Message)
+				b.FirstSeq, b.LastSeq, b.Records, when(b.Since, now), b.Status, inertLine(b.Code), inertLine(b.Message))
 		}
 	}
 	if len(rep.Rejected) == 0 {
@@ -207,18 +237,84 @@ func printStatus(w io.Writer, rep Report, now time.Time) {
 	} else {
 		row("Rejected records", "%d kept aside and retried", len(rep.Rejected))
 		for _, x := range rep.Rejected {
-			fmt.Fprintf(tw, "\tseq %d %s: HTTP %d %s, %d attempts since %s\n", x.Seq, x.Kind, x.Status, x.Code, x.Attempts, when(x.RejectedAt, now))
+			fmt.Fprintf(tw, "\tseq %d %s: HTTP %d %s, %d attempts since %s\n", x.Seq, x.Kind, x.Status, inertLine(x.Code), x.Attempts, when(x.RejectedAt, now))
 		}
 	}
 	row("Questions not yet delivered", "%d", len(rep.Questions))
 	for _, q := range rep.Questions {
 		state := q.State
 		if q.Rejected != "" {
-			state += " (" + q.Rejected + ")"
+			state += " (" + inertLine(q.Rejected) + ")"
 		}
 		fmt.Fprintf(tw, "\t%s %s, asked %s\n", q.ID, state, when(q.Asked, now))
 	}
+	switch {
+	case rep.AnswersError != "":
+		row("Answers", "cannot be read: %s", inertLine(rep.AnswersError))
+	case len(rep.Answers) == 0:
+		row("Answers", "none")
+	default:
+		row("Answers", "%d", len(rep.Answers))
+	}
 	tw.Flush()
+	// Below the table: answers run over several lines and may hold tabs, which would upset its columns.
+	for _, a := range rep.Answers {
+		q := "question " + inertLine(a.QuestionID)
+		if a.Question != "" {
+			q = `"` + summary(a.Question, 72) + `"`
+		}
+		fmt.Fprintf(w, "\n  To %s\n  %s, %s:\n", q, inertLine(a.Author), when(a.Time, now))
+		fmt.Fprintf(w, "    %s\n", strings.ReplaceAll(inert(strings.TrimRight(a.Text, "\r\n")), "\n", "\n    "))
+	}
+}
+
+// inert makes text from elsewhere (support staff, the server) harmless to print on a terminal. Control
+// characters could move the cursor, rewrite or clear the screen, set the window title or write the clipboard
+// (escape sequences begin with ESC or a C1 control); they are shown escaped (\x1b) instead. So are the
+// bidirectional controls, which can make text read other than it is. Newlines and tabs stay, CR LF becomes LF, and
+// invalid UTF-8 (a lone byte such as 0x9b, CSI to an 8-bit terminal) becomes U+FFFD.
+func inert(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	var b strings.Builder
+	for _, r := range s { // an invalid byte comes as utf8.RuneError, U+FFFD
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r <= 0x9f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e || r == 0x200f, r == 0x061c:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// inertLine is inert text on one line: for a cell of the table, where a newline or tab would break it.
+func inertLine(s string) string {
+	return strings.NewReplacer("\n", " ", "\t", " ").Replace(inert(s))
+}
+
+// summary is the first line of s, made inert and cut to at most n characters, at a space if there is one in
+// its second half.
+func summary(s string, n int) string {
+	line, _, more := strings.Cut(strings.TrimSpace(s), "\n")
+	out := []rune(inertLine(strings.TrimSpace(line)))
+	if len(out) > n {
+		cut := n - 1
+		for i := cut; i > n/2; i-- {
+			if out[i] == ' ' {
+				cut = i
+				break
+			}
+		}
+		return strings.TrimRight(string(out[:cut]), " ") + "…"
+	}
+	if more {
+		return string(out) + " …"
+	}
+	return string(out)
 }
 
 func when(t, now time.Time) string {

@@ -1,6 +1,6 @@
 // Package client makes the agent's HTTP calls to an ingest endpoint (see internal/protocol): enroll, send a
-// batch, fetch the endpoint list. It knows nothing of retries or failover; its errors say what happened so
-// the sender can decide.
+// batch, fetch the endpoint list, fetch the answers to the device's questions. It knows nothing of retries or
+// failover; its errors say what happened so that the caller (the sender, the daemon's answer poller) can decide.
 package client
 
 import (
@@ -81,7 +81,7 @@ func (c *Client) Enroll(ctx context.Context, baseURL, token string, req protocol
 		return protocol.EnrollResponse{}, fmt.Errorf("encode enroll request: %w", err)
 	}
 	var resp protocol.EnrollResponse
-	if err := c.do(ctx, http.MethodPost, baseURL, protocol.PathEnroll, token, body, "", &resp); err != nil {
+	if err := c.do(ctx, http.MethodPost, baseURL, protocol.PathEnroll, token, body, "", maxResponse, &resp); err != nil {
 		return resp, err
 	}
 	if !protocol.ValidDeviceID(resp.DeviceID) || resp.Credential == "" {
@@ -101,7 +101,7 @@ func (c *Client) Enroll(ctx context.Context, baseURL, token string, req protocol
 // have" (the ingest service has none configured).
 func (c *Client) Endpoints(ctx context.Context, baseURL, credential string) (protocol.EndpointsResponse, error) {
 	var resp protocol.EndpointsResponse
-	if err := c.do(ctx, http.MethodGet, baseURL, protocol.PathEndpoints, credential, nil, "", &resp); err != nil {
+	if err := c.do(ctx, http.MethodGet, baseURL, protocol.PathEndpoints, credential, nil, "", maxResponse, &resp); err != nil {
 		return resp, err
 	}
 	if len(resp.Endpoints) == 0 {
@@ -120,8 +120,18 @@ func (c *Client) SendBatch(ctx context.Context, baseURL, credential string, b *p
 		return protocol.Ack{}, err
 	}
 	var ack protocol.Ack
-	err = c.do(ctx, http.MethodPost, baseURL, protocol.PathBatches, credential, body, "gzip", &ack)
+	err = c.do(ctx, http.MethodPost, baseURL, protocol.PathBatches, credential, body, "gzip", maxResponse, &ack)
 	return ack, err
+}
+
+// Answers fetches the answers support staff gave to the device's questions, oldest first. The server bounds
+// the list, so it may leave out answers it returned before.
+func (c *Client) Answers(ctx context.Context, baseURL, credential string) ([]protocol.Answer, error) {
+	var resp protocol.AnswersResponse
+	if err := c.do(ctx, http.MethodGet, baseURL, protocol.PathAnswers, credential, nil, "", maxAnswersResponse, &resp); err != nil {
+		return nil, err
+	}
+	return resp.Answers, nil
 }
 
 // EncodeBatch returns the gzipped JSON of b.
@@ -151,7 +161,18 @@ func ValidateEndpoints(eps []string) error {
 	return nil
 }
 
-func (c *Client) do(ctx context.Context, method, baseURL, path, bearer string, body []byte, encoding string, out any) error {
+// Bounds of a response body.
+const (
+	// maxResponse bounds the responses to enroll, batches and endpoints: a few hundred bytes from a well-behaved
+	// server.
+	maxResponse = 1 << 20
+	// maxAnswersResponse bounds GET /v1/answers: internal/ingest returns at most 500 answers of at most 64 KiB
+	// each.
+	maxAnswersResponse = 500*(64<<10) + 1<<20
+)
+
+// do makes one request and decodes a 200's JSON body into out; a body longer than limit is an error.
+func (c *Client) do(ctx context.Context, method, baseURL, path, bearer string, body []byte, encoding string, limit int64, out any) error {
 	u := strings.TrimSuffix(baseURL, "/") + path
 	var rd io.Reader
 	if body != nil {
@@ -182,8 +203,7 @@ func (c *Client) do(ctx context.Context, method, baseURL, path, bearer string, b
 		return fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	defer resp.Body.Close()
-	// Bounded: a well-behaved server answers with a few hundred bytes.
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, u, err)
 	}
@@ -194,6 +214,10 @@ func (c *Client) do(ctx context.Context, method, baseURL, path, bearer string, b
 			se.Code, se.Message, se.HighestSeq, se.Challenge = pe.Code, pe.Message, pe.HighestSeq, pe.Challenge
 		}
 		return fmt.Errorf("%s %s: %w", method, u, se)
+	}
+	if int64(len(raw)) > limit {
+		// Cut short, the body would only fail to decode; say why.
+		return fmt.Errorf("%s %s: response larger than %d bytes", method, u, limit)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("%s %s: decode response: %w", method, u, err)

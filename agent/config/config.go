@@ -37,6 +37,8 @@ type Config struct {
 	InboxPollInterval time.Duration
 	// StatusInterval is how often the daemon writes its status snapshot for the "status" command.
 	StatusInterval time.Duration
+	// AnswerInterval is how often the daemon fetches the answers support staff gave to the user's questions.
+	AnswerInterval time.Duration
 
 	// Spool bounds.
 	SpoolMaxQuestionBytes  int64
@@ -65,6 +67,7 @@ func Default() Config {
 		PerfInterval:             time.Minute,
 		InboxPollInterval:        2 * time.Second,
 		StatusInterval:           10 * time.Second,
+		AnswerInterval:           time.Minute,
 		SpoolMaxQuestionBytes:    16 << 20,
 		SpoolMaxTelemetryBytes:   128 << 20,
 		SpoolSegmentBytes:        4 << 20,
@@ -87,6 +90,12 @@ type field struct {
 }
 
 func durationField(help string, p func(*Config) *time.Duration) field {
+	return durationAtLeast(help, 0, p)
+}
+
+// durationAtLeast is a duration that may not be shorter than least: the period of a call every PC makes to the
+// server, where a typo ("1ms") would turn a tenant's fleet into a load test.
+func durationAtLeast(help string, least time.Duration, p func(*Config) *time.Duration) field {
 	return field{
 		help: help,
 		set: func(c *Config, v string) error {
@@ -96,6 +105,9 @@ func durationField(help string, p func(*Config) *time.Duration) field {
 			}
 			if d <= 0 {
 				return errors.New("must be positive")
+			}
+			if d < least {
+				return fmt.Errorf("must be at least %s", least)
 			}
 			*p(c) = d
 			return nil
@@ -142,6 +154,7 @@ var fields = map[string]field{
 	"perf_interval":              durationField("period of performance samples", func(c *Config) *time.Duration { return &c.PerfInterval }),
 	"inbox_poll_interval":        durationField("how often run picks up questions queued by ask", func(c *Config) *time.Duration { return &c.InboxPollInterval }),
 	"status_interval":            durationField("how often run writes its status snapshot", func(c *Config) *time.Duration { return &c.StatusInterval }),
+	"answer_interval":            durationAtLeast("how often run fetches the answers to the user's questions", time.Second, func(c *Config) *time.Duration { return &c.AnswerInterval }),
 	"spool_max_question_bytes":   sizeField("spool space for questions", func(c *Config) *int64 { return &c.SpoolMaxQuestionBytes }),
 	"spool_max_telemetry_bytes":  sizeField("spool space for telemetry (oldest evicted first)", func(c *Config) *int64 { return &c.SpoolMaxTelemetryBytes }),
 	"spool_segment_bytes":        sizeField("size of one spool segment file", func(c *Config) *int64 { return &c.SpoolSegmentBytes }),
@@ -350,3 +363,6 @@ func (l Layout) Status() string { return filepath.Join(l.Root, "status.json") }
 
 // Rejected holds records the server refused for good, kept and retried slowly.
 func (l Layout) Rejected() string { return filepath.Join(l.Root, "rejected") }
+
+// Answers holds the answers support staff gave to the user's questions, and the texts of those questions.
+func (l Layout) Answers() string { return filepath.Join(l.Root, "answers.json") }

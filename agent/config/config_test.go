@@ -41,11 +41,13 @@ state_dir = /srv/agent
 perf_interval=30s   # inline comment
 spool_max_telemetry_bytes = 64 MiB
 log_level = info
+answer_interval = 30s
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.StateDir != "/srv/agent" || c.PerfInterval != 30*time.Second || c.SpoolMaxTelemetryBytes != 64<<20 || c.LogLevel != "info" {
+	if c.StateDir != "/srv/agent" || c.PerfInterval != 30*time.Second || c.SpoolMaxTelemetryBytes != 64<<20 || c.LogLevel != "info" ||
+		c.AnswerInterval != 30*time.Second {
 		t.Errorf("parsed %+v", c)
 	}
 	for name, bad := range map[string]string{
@@ -55,10 +57,21 @@ log_level = info
 		"negative duration": "perf_interval = -1s",
 		"bad size":          "spool_segment_bytes = lots",
 		"bad level":         "log_level = chatty",
+		"answers too often": "answer_interval = 500ms",
 	} {
 		c := config.Default()
 		if err := c.Parse(strings.NewReader(bad)); err == nil {
 			t.Errorf("%s: %q accepted", name, bad)
 		}
+	}
+}
+
+func TestAnswerIntervalDefault(t *testing.T) {
+	if got := config.Default().AnswerInterval; got != time.Minute {
+		t.Errorf("default answer_interval %s, want 1m", got)
+	}
+	c := config.Default()
+	if err := c.Set("answer_interval", "1s"); err != nil || c.AnswerInterval != time.Second {
+		t.Errorf("the minimum itself refused: %v %s", err, c.AnswerInterval)
 	}
 }

@@ -1,5 +1,6 @@
-// Package daemon is the agent's "run" command: it opens the spool, starts the collectors, the inbox intake and
-// the sender, and writes a status snapshot for the "status" command, until its context is cancelled.
+// Package daemon is the agent's "run" command: it opens the spool, starts the collectors, the inbox intake, the
+// sender and the fetching of answers, and writes a status snapshot for the "status" command, until its context
+// is cancelled.
 package daemon
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
@@ -62,12 +64,23 @@ func Run(ctx context.Context, o Options) error {
 	if err := questions.PrepareInbox(lay.Inbox(), o.SharedInbox); err != nil {
 		return err
 	}
+	answers, err := questions.LoadAnswers(lay.Answers())
+	if err != nil {
+		// Answers are a convenience: the server still has them and the next fetch brings them back.
+		log.Warn("Cannot read the stored answers; starting without them", "err", err)
+		answers = questions.NewAnswers(lay.Answers())
+	}
+	answers.PruneQuestions(time.Now().Add(-ledgerRetention))
+	if err := answers.Save(); err != nil {
+		log.Warn("Cannot save the answers", "err", err)
+	}
 
 	hc := client.NewHTTPClient(cfg.ConnectTimeout, cfg.RequestTimeout)
 	defer hc.CloseIdleConnections()
+	cl := &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + o.AgentVersion}
 	snd := sender.New(sender.Options{
 		Spool:                    sp,
-		Client:                   &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + o.AgentVersion},
+		Client:                   cl,
 		State:                    st,
 		SaveState:                func(s enroll.State) error { return enroll.Save(lay.Enrollment(), s) },
 		AgentVersion:             o.AgentVersion,
@@ -104,7 +117,9 @@ func Run(ctx context.Context, o Options) error {
 			},
 		})
 	})
-	wg.Go(func() { intakeLoop(ctx, lay, cfg.InboxPollInterval, sp, ledger, snd.Notify, log) })
+	wg.Go(func() { intakeLoop(ctx, lay, cfg.InboxPollInterval, sp, ledger, answers, snd.Notify, log) })
+	poller := &answerPoller{lay: lay, client: cl, store: answers, log: log.With("component", "answers"), rand: rand.Float64}
+	wg.Go(func() { poller.loop(ctx, cfg.AnswerInterval) })
 	snaps := &snapshots{lay: lay, version: o.AgentVersion, sp: sp, snd: snd, log: log}
 	wg.Go(func() { snaps.loop(ctx, cfg.StatusInterval) })
 	log.Info("Agent running", "deviceId", st.DeviceID, "stateDir", o.StateDir)
@@ -152,11 +167,14 @@ func openSpool(ctx context.Context, lay config.Layout, cfg config.Config, log *s
 	}
 }
 
-func intakeLoop(ctx context.Context, lay config.Layout, every time.Duration, sp *spool.Spool, ledger *questions.Ledger, notify func(), log *slog.Logger) {
+func intakeLoop(ctx context.Context, lay config.Layout, every time.Duration, sp *spool.Spool, ledger *questions.Ledger, answers *questions.Answers, notify func(), log *slog.Logger) {
 	appendQ := func(t time.Time, data json.RawMessage) (uint64, error) {
 		seq, err := sp.Append(spool.Questions, protocol.KindQuestion, t, data)
 		if errors.Is(err, spool.ErrInvalidRecord) {
 			return 0, fmt.Errorf("%w: %w", questions.ErrRefused, err)
+		}
+		if err == nil {
+			rememberQuestion(answers, data, t, log)
 		}
 		return seq, err
 	}
@@ -188,6 +206,20 @@ func intakeLoop(ctx context.Context, lay config.Layout, every time.Duration, sp 
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// rememberQuestion keeps a question's text with the answers, where "status" shows it with its answers; the inbox
+// file that holds it now is deleted once the question is in the spool. Losing it (a crash right after the
+// append) only shows the answers without their question.
+func rememberQuestion(answers *questions.Answers, data json.RawMessage, asked time.Time, log *slog.Logger) {
+	q, err := protocol.ParseQuestion(data)
+	if err != nil {
+		return
+	}
+	answers.Asked(q.ID, q.Text, asked)
+	if err := answers.Save(); err != nil {
+		log.Warn("Cannot save the question's text for its answers", "questionId", q.ID, "err", err)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package ingesttest is an ingest service for the agent's tests: a real HTTP server (httptest) that speaks the
 // protocol of internal/protocol — enrollment with a token, credentials signed and verified with
 // protocol.Signer, batches read with protocol.DecodeBatch and its limits, the endpoint list — and remembers
-// every record it accepted. A hook can make it answer a batch request differently (503, 429, 400, ...).
+// every record it accepted. A hook can make it answer a batch request differently (503, 429, 400, ...). Real is
+// the real ingest service over a real MinIO server, for what this stand-in does not do.
 package ingesttest
 
 import (

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,56 +19,19 @@ import (
 	"github.com/supportstack/supportstack/agent/ingesttest"
 	"github.com/supportstack/supportstack/agent/sender"
 	"github.com/supportstack/supportstack/agent/spool"
-	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/ingest"
-	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
-	"github.com/supportstack/supportstack/internal/webserver"
 )
 
 // realIngest is the real ingest service, in this process, over a real MinIO server.
-type realIngest struct {
-	URL  string
-	site *miniotest.Server
-}
+type realIngest struct{ *ingesttest.Real }
 
-const (
-	realBucket     = "supportstack"
-	realSigningKey = "sender-test-signing-key-0123456789"
-)
-
-func startRealIngest(t *testing.T) *realIngest {
-	t.Helper()
-	site := miniotest.Start(t, miniotest.Options{AccessKey: "sendertest", SecretKey: "sendertest-secret-key"})
-	c, err := objectstore.NewClient(objectstore.Endpoint{URL: site.URL, AccessKey: site.AccessKey, SecretKey: site.SecretKey})
-	require.NoError(t, err)
-	_, err = objectstore.EnsureBucket(context.Background(), c, realBucket, 7)
-	require.NoError(t, err)
-	cfg := ingest.Config{
-		StorageConfig: webserver.StorageConfig{Tenant: "acme", Bucket: realBucket, Endpoints: []string{site.URL},
-			AccessKey: site.AccessKey, SecretKey: site.SecretKey},
-		EnrollmentToken: token,
-		SigningKey:      []byte(realSigningKey),
-	}
-	s, err := ingest.New(cfg, nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Pool().Run(ctx) }()
-	srv := httptest.NewUnstartedServer(s.Handler())
-	srv.Config = webserver.NewServer("", s.Handler())
-	srv.Start()
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
-	require.Eventually(t, s.Pool().Ready, 10*time.Second, 20*time.Millisecond)
-	return &realIngest{URL: srv.URL, site: site}
-}
+func startRealIngest(t *testing.T) *realIngest { return &realIngest{ingesttest.StartReal(t, token)} }
 
 // device reads a device's enrollment record from the bucket.
 func (ri *realIngest) device(t *testing.T, id string) ingest.Device {
 	t.Helper()
-	c, err := objectstore.NewClient(objectstore.Endpoint{URL: ri.site.URL, AccessKey: ri.site.AccessKey, SecretKey: ri.site.SecretKey})
-	require.NoError(t, err)
-	obj, err := c.GetObject(context.Background(), realBucket, protocol.DeviceKey(id), minio.GetObjectOptions{})
+	obj, err := ri.Storage.GetObject(context.Background(), ingesttest.RealBucket, protocol.DeviceKey(id), minio.GetObjectOptions{})
 	require.NoError(t, err)
 	defer obj.Close()
 	var d ingest.Device
@@ -80,10 +42,8 @@ func (ri *realIngest) device(t *testing.T, id string) ingest.Device {
 // batchKeys lists the device's stored batch objects.
 func (ri *realIngest) batchKeys(t *testing.T, id string) []string {
 	t.Helper()
-	c, err := objectstore.NewClient(objectstore.Endpoint{URL: ri.site.URL, AccessKey: ri.site.AccessKey, SecretKey: ri.site.SecretKey})
-	require.NoError(t, err)
 	var out []string
-	for obj := range c.ListObjects(context.Background(), realBucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(id), Recursive: true}) {
+	for obj := range ri.Storage.ListObjects(context.Background(), ingesttest.RealBucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(id), Recursive: true}) {
 		require.NoError(t, obj.Err)
 		out = append(out, obj.Key)
 	}
@@ -93,11 +53,9 @@ func (ri *realIngest) batchKeys(t *testing.T, id string) []string {
 // storedSeqs reads every stored batch of the device and counts its records by seq.
 func (ri *realIngest) storedSeqs(t *testing.T, id string) map[uint64]int {
 	t.Helper()
-	c, err := objectstore.NewClient(objectstore.Endpoint{URL: ri.site.URL, AccessKey: ri.site.AccessKey, SecretKey: ri.site.SecretKey})
-	require.NoError(t, err)
 	out := map[uint64]int{}
 	for _, k := range ri.batchKeys(t, id) {
-		obj, err := c.GetObject(context.Background(), realBucket, k, minio.GetObjectOptions{})
+		obj, err := ri.Storage.GetObject(context.Background(), ingesttest.RealBucket, k, minio.GetObjectOptions{})
 		require.NoError(t, err)
 		zr, err := gzip.NewReader(obj)
 		require.NoError(t, err)
@@ -122,7 +80,7 @@ func TestStorageOutagePacedByTheServer(t *testing.T) {
 	st, err := enroll.Enroll(context.Background(), &client.Client{}, ri.URL, token, nil, "test", time.Now())
 	require.NoError(t, err)
 	st.EndpointsRefreshedAt = time.Now()
-	ri.site.Stop()
+	ri.Site.Stop()
 
 	h := start(t, sender.Options{State: st, Rand: func() float64 { return 0.99 }})
 	h.appendN(spool.Telemetry, 10, "outage")
@@ -133,7 +91,7 @@ func TestStorageOutagePacedByTheServer(t *testing.T) {
 		require.GreaterOrEqual(t, d, time.Second, "wait %d: %s (all: %v)", i, d, h.clock.Sleeps())
 		require.LessOrEqual(t, d, 5*time.Second*5/4, "wait %d: %s (all: %v)", i, d, h.clock.Sleeps())
 	}
-	require.NoError(t, ri.site.Restart())
+	require.NoError(t, ri.Site.Restart())
 	waitFor(t, 30*time.Second, "the backlog delivered", func() bool { return pending(h.sp) == 0 })
 	stored := ri.storedSeqs(t, st.DeviceID)
 	require.Len(t, stored, 10)
