@@ -3,6 +3,8 @@ module github.com/supportstack/supportstack
 go 1.26.0
 
 require (
+	github.com/chromedp/cdproto v0.159.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/go-json-experiment/json v1.27.2
 	github.com/go-logr/logr v1.4.4
 	github.com/minio/madmin-go/v3 v3.0.109

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/supportstack/supportstack/internal/dashboard"
+	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/ingest"
 )
 
@@ -31,6 +32,10 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dashboard", flag.ContinueOnError)
 	cfg.BindFlags(fs)
 	fs.StringVar(&cfg.DisplayName, "display-name", "", "the tenant's name as the dashboard shows it")
+	fs.DurationVar(&cfg.IndexInterval, "index-interval", fleetindex.DefaultInterval, "how often the dashboard's index scans the bucket for new objects")
+	fs.DurationVar(&cfg.InsightsInterval, "insights-interval", dashboard.DefaultInsightsInterval, "how often the fleet's insights are computed and stored under aggregates/")
+	fs.DurationVar(&cfg.SessionTTL, "session-ttl", dashboard.DefaultSessionTTL, "how long a sign-in lasts")
+	fs.DurationVar(&cfg.StatusInterval, "status-interval", dashboard.DefaultStatusInterval, "how often the status page reads the replication heartbeats and the last failover")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

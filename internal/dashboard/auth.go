@@ -38,7 +38,8 @@ const AdminUser = "admin"
 const (
 	sessionCookie = "ss_session"
 	loginCookie   = "ss_login"
-	sessionTTL    = 12 * time.Hour
+	// DefaultSessionTTL is how long a sign-in lasts.
+	DefaultSessionTTL = 12 * time.Hour
 	// maxFailures failed sign-ins within failureWindow lock the name and the client address for lockout.
 	maxFailures   = 5
 	failureWindow = 15 * time.Minute
@@ -52,21 +53,25 @@ type session struct {
 	Expires int64  `json:"e"`
 	// Nonce makes each session's CSRF token its own.
 	Nonce string `json:"n"`
+	// Version fingerprints the password the session was opened with: a new password ends older sessions.
+	Version string `json:"v"`
 }
 
 // auth signs sessions and checks passwords for one tenant.
 type auth struct {
-	tenant string
-	key    []byte
-	// users maps a name to its bcrypt hash.
-	users map[string][]byte
+	tenant    string
+	key       []byte
+	ttl       time.Duration
+	adminHash []byte
+	// staff returns a staff account's bcrypt hash; ok is false for no account or a removed one.
+	staff func(name string) (hash []byte, ok bool)
 	now   func() time.Time
 
 	mu       sync.Mutex
 	failures map[string][]time.Time // by "user:" + name and "addr:" + address
 }
 
-func newAuth(tenant, adminPassword, sessionKey string) (*auth, error) {
+func newAuth(tenant, adminPassword, sessionKey string, staff func(string) ([]byte, bool)) (*auth, error) {
 	if len(adminPassword) < 12 {
 		return nil, fmt.Errorf("the admin password ($%s) must have at least 12 characters", EnvAdminPassword)
 	}
@@ -81,8 +86,27 @@ func newAuth(tenant, adminPassword, sessionKey string) (*auth, error) {
 	// taken by another that was (wrongly) given the same key.
 	mac := hmac.New(sha256.New, []byte(sessionKey))
 	mac.Write([]byte("supportstack-dashboard-session:" + tenant))
-	return &auth{tenant: tenant, key: mac.Sum(nil), users: map[string][]byte{AdminUser: hash}, now: time.Now,
+	if staff == nil {
+		staff = func(string) ([]byte, bool) { return nil, false }
+	}
+	return &auth{tenant: tenant, key: mac.Sum(nil), ttl: DefaultSessionTTL, adminHash: hash, staff: staff, now: time.Now,
 		failures: map[string][]time.Time{}}, nil
+}
+
+// hash returns the user's password hash.
+func (a *auth) hash(user string) ([]byte, bool) {
+	if user == AdminUser {
+		return a.adminHash, true
+	}
+	return a.staff(user)
+}
+
+// version fingerprints a password hash for the sessions opened with it.
+func (a *auth) version(hash []byte) string {
+	mac := hmac.New(sha256.New, a.key)
+	mac.Write([]byte("version:"))
+	mac.Write(hash)
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:9])
 }
 
 func (a *auth) sign(payload []byte) string {
@@ -118,10 +142,11 @@ func randomToken() string {
 
 // issue returns a session cookie for user.
 func (a *auth) issue(user string, secure bool) (*http.Cookie, session) {
-	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(sessionTTL).Unix(), Nonce: randomToken()}
+	hash, _ := a.hash(user)
+	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(a.ttl).Unix(), Nonce: randomToken(), Version: a.version(hash)}
 	payload, _ := json.Marshal(s)
 	return &http.Cookie{Name: sessionCookie, Value: a.sign(payload), Path: "/", HttpOnly: true, Secure: secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)}, s
+		SameSite: http.SameSiteStrictMode, MaxAge: int(a.ttl / time.Second)}, s
 }
 
 // session returns the request's valid session.
@@ -138,7 +163,8 @@ func (a *auth) session(r *http.Request) (session, bool) {
 	if json.Unmarshal(payload, &s) != nil || s.Tenant != a.tenant || s.User == "" || a.now().Unix() >= s.Expires {
 		return session{}, false
 	}
-	if _, ok := a.users[s.User]; !ok {
+	// A removed account or a changed password ends the session.
+	if hash, ok := a.hash(s.User); !ok || !tokensEqual(s.Version, a.version(hash)) {
 		return session{}, false
 	}
 	return s, true
@@ -197,9 +223,9 @@ func (a *auth) failed(user, addr string) {
 
 // check verifies a name and password. A name that does not exist costs the same bcrypt comparison.
 func (a *auth) check(user, password string) bool {
-	hash, ok := a.users[user]
+	hash, ok := a.hash(user)
 	if !ok {
-		hash = a.users[AdminUser]
+		hash = a.adminHash
 	}
 	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && ok
 }

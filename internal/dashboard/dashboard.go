@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/storagepool"
 	"github.com/supportstack/supportstack/internal/webserver"
 )
@@ -28,9 +30,14 @@ type Config struct {
 	Logger *slog.Logger
 	// StatusInterval is how often the status page's snapshot is refreshed (DefaultStatusInterval).
 	StatusInterval time.Duration
+	// IndexInterval is how often the index scans the bucket (fleetindex.DefaultInterval); InsightsInterval how
+	// often the fleet's insights are computed and stored (DefaultInsightsInterval).
+	IndexInterval, InsightsInterval time.Duration
 	// AdminPassword is the admin's password and SessionKey signs sessions; both come from the environment
 	// (EnvAdminPassword, EnvSessionKey), which the operator fills from the tenant's Secret.
 	AdminPassword, SessionKey string
+	// SessionTTL is how long a sign-in lasts (DefaultSessionTTL).
+	SessionTTL time.Duration
 }
 
 // LoadSecrets reads the sign-in secrets from the environment.
@@ -46,103 +53,39 @@ func (c *Config) LoadSecrets() error {
 //go:embed templates/*.html
 var templates embed.FS
 
-var pages = template.Must(template.ParseFS(templates, "templates/*.html"))
+//go:embed assets
+var assets embed.FS
 
-// overview is what the front page shows.
-type overview struct {
-	DisplayName string
-	Tenant      string
-	// Storage is the endpoint serving reads now, empty when none is available.
-	Storage string
-	// FromPeer says Storage is not this cluster's own copy: the page says so in a banner.
-	FromPeer  bool
-	Endpoints []endpointHealth
-	Devices   int
-	Questions int
-	Error     string
-	Checked   time.Time
-	// User is who is signed in; CSRF the token of their forms.
-	User, CSRF string
-}
+var pages = template.Must(template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html"))
 
-type endpointHealth struct {
-	URL     string
-	Healthy bool
-}
-
-// maxCount bounds what the front page counts.
-const maxCount = 100_000
-
-// Run serves until ctx ends. The storage pool's health loop runs with the same context.
+// Run serves until ctx ends. The storage pool's health loop, the index's scans, the status page's refresh and
+// the insights' writer run with the same context.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("component", "dashboard", "tenant", cfg.Tenant)
-	}
-	signIn, err := newAuth(cfg.Tenant, cfg.AdminPassword, cfg.SessionKey)
-	if err != nil {
-		return err
 	}
 	reg := prometheus.NewRegistry()
 	pool, err := cfg.NewPool(storagepool.Options{Registerer: reg, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
+	index := fleetindex.New(pool, fleetindex.Options{Interval: cfg.IndexInterval, Logger: cfg.Logger})
+	d, err := newDashboard(cfg, pool, index)
+	if err != nil {
+		return err
+	}
 	// The background loops end with the server, also when it fails to start.
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); pool.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { pool.Run(ctx) })
+	wg.Go(func() { index.Run(ctx) })
+	wg.Go(func() { d.status.run(ctx, cmp.Or(cfg.StatusInterval, DefaultStatusInterval)) })
+	wg.Go(func() { d.writeInsights(ctx, cmp.Or(cfg.InsightsInterval, DefaultInsightsInterval)) })
 
 	mux := http.NewServeMux()
 	webserver.HealthHandlers(mux, pool)
 	webserver.MetricsHandler(mux, reg)
-	signIn.loginHandlers(mux, cfg.DisplayName)
-	mux.HandleFunc("GET /{$}", signIn.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
-		o := cfg.look(r.Context(), pool)
-		o.User, o.CSRF = s.User, signIn.csrf(s)
-		render(w, "index.html", o)
-	}))
-	status := newStatusTracker(cfg, pool)
-	statusDone := make(chan struct{})
-	go func() { defer close(statusDone); status.run(ctx, cmp.Or(cfg.StatusInterval, DefaultStatusInterval)) }()
-	defer func() { cancel(); <-statusDone }()
-	mux.HandleFunc("GET /status", status.serveStatus(false))
-	mux.HandleFunc("GET /status.json", status.serveStatus(true))
+	d.routes(mux)
 	return webserver.Serve(ctx, cfg.ListenAddress, mux)
-}
-
-func render(w http.ResponseWriter, name string, data overview) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if data.Storage == "" {
-		// The page still renders, so that the status stays visible during an outage.
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	_ = pages.ExecuteTemplate(w, name, data)
-}
-
-// look reports the pool's view of the storage endpoints and counts devices and questions through it.
-func (c Config) look(ctx context.Context, pool *storagepool.Pool) overview {
-	o := overview{DisplayName: c.DisplayName, Tenant: c.Tenant, Checked: time.Now().UTC()}
-	for _, st := range pool.State() {
-		healthy := st.State != storagepool.Open
-		o.Endpoints = append(o.Endpoints, endpointHealth{URL: st.URL, Healthy: healthy})
-		if healthy && o.Storage == "" {
-			o.Storage, o.FromPeer = st.URL, st.URL != c.LocalEndpoint()
-		}
-	}
-	if o.Storage == "" {
-		o.Error = "no storage endpoint is reachable"
-		return o
-	}
-	devices, err := pool.List(ctx, storagepool.ListOptions{Prefix: "devices/", Limit: maxCount})
-	if err == nil {
-		o.Devices = len(devices)
-		var questions []string
-		questions, err = pool.List(ctx, storagepool.ListOptions{Prefix: "questions/", Recursive: true, Limit: maxCount})
-		o.Questions = len(questions)
-	}
-	if err != nil {
-		o.Error = "reading the bucket failed: " + err.Error()
-	}
-	return o
 }

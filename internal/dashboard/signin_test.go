@@ -57,7 +57,7 @@ func TestSignIn(t *testing.T) {
 	require.Equal(t, http.SameSiteStrictMode, c.SameSite)
 	code, page = d.get("/")
 	require.Equal(t, http.StatusOK, code, page)
-	require.Contains(t, page, `signed in as <strong id="user">admin</strong>`)
+	require.Contains(t, page, `<strong id="user">admin</strong>`)
 
 	// Sign-out needs the session's form token.
 	resp, body = d.post("/logout", url.Values{"csrf": {"forged"}})
@@ -70,13 +70,13 @@ func TestSignIn(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, code, "signed out")
 
 	// Cookies the dashboard did not issue to this tenant, or that expired, are no session.
-	a, err := newAuth("acme", testPassword, testSessionKey)
+	a, err := newAuth("acme", testPassword, testSessionKey, nil)
 	require.NoError(t, err)
-	other2, err := newAuth("globex", testPassword, testSessionKey)
+	other2, err := newAuth("globex", testPassword, testSessionKey, nil)
 	require.NoError(t, err)
-	expired, err := newAuth("acme", testPassword, testSessionKey)
+	expired, err := newAuth("acme", testPassword, testSessionKey, nil)
 	require.NoError(t, err)
-	expired.now = func() time.Time { return time.Now().Add(-sessionTTL - time.Minute) }
+	expired.now = func() time.Time { return time.Now().Add(-DefaultSessionTTL - time.Minute) }
 	valid, _ := a.issue(AdminUser, false)
 	forOther, _ := other2.issue(AdminUser, false)
 	old, _ := expired.issue(AdminUser, false)
@@ -125,9 +125,9 @@ func TestSignInPageIsInert(t *testing.T) {
 
 // The dashboard refuses to start without its sign-in secrets, or with weak ones.
 func TestSignInSecretsRequired(t *testing.T) {
-	_, err := newAuth("acme", "short", testSessionKey)
+	_, err := newAuth("acme", "short", testSessionKey, nil)
 	require.ErrorContains(t, err, EnvAdminPassword)
-	_, err = newAuth("acme", testPassword, "short")
+	_, err = newAuth("acme", testPassword, "short", nil)
 	require.ErrorContains(t, err, EnvSessionKey)
 	t.Setenv(EnvAdminPassword, "")
 	var cfg Config

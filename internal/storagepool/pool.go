@@ -514,26 +514,48 @@ type ListOptions struct {
 
 // List returns keys in key order, with the same fallback as Write.
 func (p *Pool) List(ctx context.Context, o ListOptions) ([]string, error) {
-	var keys []string
+	objs, err := p.ListInfo(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(objs))
+	for i, obj := range objs {
+		keys[i] = obj.Key
+	}
+	return keys, nil
+}
+
+// ObjectInfo is a listed object: its key, size, ETag and when the copy that listed it stored it.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
+}
+
+// ListInfo is List with each object's size, ETag and time. Readers that page through a large prefix call it
+// with a Limit and StartAfter the last key they got, so that each page is one request under the timeout.
+func (p *Pool) ListInfo(ctx context.Context, o ListOptions) ([]ObjectInfo, error) {
+	var objs []ObjectInfo
 	_, err := p.do(ctx, "list", route{}, func(ctx context.Context, c *minio.Client) error {
-		keys = keys[:0]
+		objs = objs[:0]
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		for obj := range c.ListObjectsIter(ctx, p.bucket, minio.ListObjectsOptions{Prefix: o.Prefix, StartAfter: o.StartAfter, Recursive: o.Recursive}) {
 			if obj.Err != nil {
 				return obj.Err
 			}
-			if len(keys) == o.Limit {
+			if len(objs) == o.Limit {
 				break
 			}
-			keys = append(keys, obj.Key)
+			objs = append(objs, ObjectInfo{Key: obj.Key, Size: obj.Size, ETag: obj.ETag, LastModified: obj.LastModified})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list %q: %w", o.Prefix, err)
 	}
-	return keys, nil
+	return objs, nil
 }
 
 // classify turns the S3 answers that are answers, not failures, into ErrNotFound and ErrPrecondition.

@@ -7,11 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,8 +18,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
-	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/procs"
 	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
@@ -35,82 +33,23 @@ const (
 var supportstackBin, agentBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "delivery-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	root, err := localbin.RepoRoot()
-	if err == nil {
-		supportstackBin, agentBin = filepath.Join(dir, "supportstack"), filepath.Join(dir, "supportstack-agent")
-		for bin, pkg := range map[string]string{supportstackBin: "./cmd/supportstack", agentBin: "./cmd/supportstack-agent"} {
-			build := exec.Command("go", "build", "-o", bin, pkg)
-			build.Dir, build.Stderr = root, os.Stderr
-			if err = build.Run(); err != nil {
-				break
-			}
-		}
-	}
+	bins, err := procs.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build binaries:", err)
 		os.Exit(1)
 	}
+	supportstackBin, agentBin = bins.Supportstack, bins.Agent
 	code := m.Run()
-	os.RemoveAll(dir)
+	bins.Remove()
 	os.Exit(code)
 }
 
-// process runs a binary until the test ends, its output in a log file.
-type process struct {
-	cmd *exec.Cmd
-	log string
-}
+var (
+	start    = procs.Start
+	freeAddr = procs.FreeAddr
+)
 
-func start(t *testing.T, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	log := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(log)
-	require.NoError(t, err)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, log: log}
-	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
-		f.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(log)
-			t.Logf("%s log:\n%s", name, tail(out, 4000))
-		}
-	})
-	return p
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-// kill signals the process and waits for it; a process already gone is fine.
-func (p *process) kill(sig syscall.Signal) {
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(sig)
-	_ = p.cmd.Wait()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
+type process = procs.Process
 
 // startStorage starts a MinIO server with the bucket set up as the operator does it.
 func startStorage(t *testing.T) (*miniotest.Server, *minio.Client) {
@@ -248,7 +187,7 @@ func TestNothingIsLostThroughAStorageOutageAndAnAgentCrash(t *testing.T) {
 			"records must pile up in the spool while storage is down")
 	}
 	// One agent crashes in the middle of it and comes back.
-	agents[0].run.kill(syscall.SIGKILL)
+	agents[0].run.Kill(syscall.SIGKILL)
 	questions[0] = append(questions[0], agents[0].ask(t, "PC 0: asked while the agent was down"))
 	agents[0].start(t)
 	require.Eventually(t, func() bool { return agents[0].status(t).Daemon == "running" }, 60*time.Second, 500*time.Millisecond)
@@ -336,7 +275,7 @@ func TestIngestFallsOverToThePeersStorage(t *testing.T) {
 // left undelivered, stops it and returns its final status.
 func drain(t *testing.T, a *agent) status {
 	t.Helper()
-	a.run.kill(syscall.SIGTERM)
+	a.run.Kill(syscall.SIGTERM)
 	a.start(t, "--perf-interval=1h", "--inventory-interval=1h", "--inventory-check-interval=1h")
 	require.Eventually(t, func() bool {
 		s := a.status(t)
@@ -350,7 +289,7 @@ func drain(t *testing.T, a *agent) status {
 		}
 		return true
 	}, 60*time.Second, 200*time.Millisecond, "the agent did not drain: %+v", a.status(t))
-	a.run.kill(syscall.SIGTERM)
+	a.run.Kill(syscall.SIGTERM)
 	return a.status(t)
 }
 

@@ -1,0 +1,147 @@
+package fleetindex
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/supportstack/supportstack/internal/protocol"
+)
+
+// The record data the index reads. The agent (agent/collect) defines the full shapes; the index decodes only the
+// fields it shows, so that an agent adding a field never breaks the dashboard.
+
+// Inventory is the part of a device's inventory record the dashboard shows.
+type Inventory struct {
+	Hostname        string `json:"hostname"`
+	OS              string `json:"os"`
+	Arch            string `json:"arch"`
+	Platform        string `json:"platform"`
+	PlatformVersion string `json:"platformVersion"`
+	KernelVersion   string `json:"kernelVersion"`
+	CPU             struct {
+		Model        string `json:"model"`
+		LogicalCores int    `json:"logicalCores"`
+	} `json:"cpu"`
+	MemoryBytes uint64 `json:"memoryBytes"`
+	Disks       []struct {
+		Mount      string `json:"mount"`
+		FSType     string `json:"fsType"`
+		TotalBytes uint64 `json:"totalBytes"`
+	} `json:"disks"`
+	AgentVersion string `json:"agentVersion"`
+}
+
+// OSName is the operating system as people name it: "ubuntu 24.04" rather than "linux" when the agent knows.
+func (inv *Inventory) OSName() string {
+	if inv.Platform != "" {
+		if inv.PlatformVersion != "" {
+			return inv.Platform + " " + inv.PlatformVersion
+		}
+		return inv.Platform
+	}
+	return inv.OS
+}
+
+type perfData struct {
+	CPUPercent     *float64 `json:"cpuPercent"`
+	MemUsedPercent *float64 `json:"memUsedPercent"`
+	UptimeSeconds  uint64   `json:"uptimeSeconds"`
+	Disks          []struct {
+		UsedPercent float64 `json:"usedPercent"`
+	} `json:"disks"`
+}
+
+type bootData struct {
+	Type     string    `json:"type"`
+	BootTime time.Time `json:"bootTime"`
+}
+
+// Point is one performance sample: CPU and memory use and the fullest disk, in percent; NaN where the sample
+// has no value. Uptime is the PC's uptime when sampled.
+type Point struct {
+	Time           time.Time
+	CPU, Mem, Disk float64
+	Uptime         uint64
+}
+
+// Boot is a boot the agent reported.
+type Boot struct {
+	Time time.Time `json:"time"`
+}
+
+// Gap is telemetry or questions the PC dropped (a full spool, a corrupt spool file), as its agent reported.
+type Gap struct {
+	At time.Time `json:"at"`
+	protocol.Gap
+}
+
+// batch is what a batch object holds for the dashboard.
+type batch struct {
+	points []Point
+	boots  []Boot
+	gaps   []Gap
+}
+
+// maxBatchBytes bounds a batch object as read (ingest stores at most its decoded limit, gzip-compressed).
+const maxBatchBytes = 32 << 20
+
+// parseBatch reads a batch object (gzip NDJSON of protocol.Record). Records the dashboard does not show, and
+// records it cannot decode, are skipped: one odd record must not hide a device's others.
+func parseBatch(data []byte) (batch, error) {
+	var b batch
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return b, fmt.Errorf("not a gzip batch: %w", err)
+	}
+	sc := bufio.NewScanner(io.LimitReader(zr, maxBatchBytes))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var rec protocol.Record
+		if json.Unmarshal(sc.Bytes(), &rec) != nil {
+			continue
+		}
+		switch rec.Kind {
+		case protocol.KindPerf:
+			var d perfData
+			if json.Unmarshal(rec.Data, &d) == nil {
+				b.points = append(b.points, d.point(rec.Time))
+			}
+		case protocol.KindEvent:
+			var d bootData
+			if json.Unmarshal(rec.Data, &d) == nil && d.Type == "boot" && !d.BootTime.IsZero() {
+				b.boots = append(b.boots, Boot{Time: d.BootTime.UTC()})
+			}
+		case protocol.KindGap:
+			var g protocol.Gap
+			if json.Unmarshal(rec.Data, &g) == nil {
+				b.gaps = append(b.gaps, Gap{At: rec.Time.UTC(), Gap: g})
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return b, fmt.Errorf("read batch: %w", err)
+	}
+	return b, nil
+}
+
+func (d perfData) point(t time.Time) Point {
+	p := Point{Time: t.UTC(), CPU: math.NaN(), Mem: math.NaN(), Disk: math.NaN(), Uptime: d.UptimeSeconds}
+	if d.CPUPercent != nil {
+		p.CPU = *d.CPUPercent
+	}
+	if d.MemUsedPercent != nil {
+		p.Mem = *d.MemUsedPercent
+	}
+	for _, disk := range d.Disks {
+		if math.IsNaN(p.Disk) || disk.UsedPercent > p.Disk {
+			p.Disk = disk.UsedPercent
+		}
+	}
+	return p
+}
