@@ -80,7 +80,7 @@ demo: test-binaries build ## Run the demo: a local control plane, MinIO and a sa
 	$(LOCALBIN)/supportstack demo --sample config/samples/supportstack_v1alpha1_supporttenant.yaml
 
 .PHONY: test
-test: test-binaries tools vet ## Run every test against a real control plane and real MinIO.
+test: test-binaries tools vet chromium ## Run every test against a real control plane, real MinIO and headless Chromium.
 	go test $(GO_TEST_FLAGS) ./...
 
 ##@ Benchmarks
@@ -96,6 +96,10 @@ bench: test-binaries build ## Measure ingest throughput, the spool, the agent, a
 .PHONY: test-binaries
 test-binaries: ## Obtain kube-apiserver, etcd, kube-controller-manager, kubectl and MinIO (built from source when they cannot be downloaded).
 	hack/test-binaries.sh all
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium package for the browser tests when it is missing (fails in CI when it cannot).
+	hack/install-chromium.sh
 
 .PHONY: tools
 tools: $(CONTROLLER_GEN) $(HELM) $(KUSTOMIZE) ## Install controller-gen, helm and kustomize into bin/.

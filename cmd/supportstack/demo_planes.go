@@ -99,7 +99,11 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 			dashboard.AdminUser, shared.Data[naming.SecretKeyDashboardAdminPassword], naming.SharedSecret(key.Name), key.Namespace,
 			naming.SecretKeyDashboardAdminPassword)
 	}
-	a, err := startDemoAgent(ctx, f.stateDir, env, east, key)
+	a, err := startDemoAgent(ctx, f.stateDir, "agent", env, east, key)
+	// Two more PCs, so that the dashboard's lists have something to sort.
+	for i := 2; err == nil && i <= 3; i++ {
+		_, err = startDemoAgent(ctx, f.stateDir, fmt.Sprintf("agent-%d", i), env, east, key)
+	}
 	if err == nil {
 		err = a.askUntilStored(ctx, west, key, "Asked in east: can west read this?", "A question asked through east's ingest")
 	}
@@ -109,8 +113,9 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 	if err != nil {
 		fmt.Printf("Could not show a question travelling from east to west: %v\n", err)
 	} else {
-		fmt.Printf("An agent on this machine keeps reporting to east (it knows west's ingest too and moves there when east is gone).\n"+
-			"Ask it something: %s ask --state-dir %s \"Why is my PC slow?\"\n", a.bin, a.dir)
+		fmt.Printf("Three agents on this machine keep reporting to east (they know west's ingest too and move there when east is gone).\n"+
+			"Ask one something: %s ask --state-dir %s \"Why is my PC slow?\"\n"+
+			"answer it in a dashboard's Questions page, and see the answer on the PC: %s status --state-dir %s\n", a.bin, a.dir, a.bin, a.dir)
 	}
 	go watchFailover(ctx, east, key)
 	go watchFailover(ctx, west, key)
@@ -170,12 +175,12 @@ func (a demoAgent) askUntilStored(ctx context.Context, p *planes.Plane, key clie
 }
 
 // startDemoAgent enrolls an agent with east's ingest and runs it until ctx ends.
-func startDemoAgent(ctx context.Context, stateDir string, env *planes.Env, east *planes.Plane, key client.ObjectKey) (demoAgent, error) {
+func startDemoAgent(ctx context.Context, stateDir, name string, env *planes.Env, east *planes.Plane, key client.ObjectKey) (demoAgent, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return demoAgent{}, err
 	}
-	a := demoAgent{bin: filepath.Join(filepath.Dir(self), "supportstack-agent"), dir: absPath(filepath.Join(stateDir, "agent"))}
+	a := demoAgent{bin: filepath.Join(filepath.Dir(self), "supportstack-agent"), dir: absPath(filepath.Join(stateDir, name))}
 	if _, err := os.Stat(a.bin); err != nil {
 		return a, fmt.Errorf("no agent next to this binary (make demo builds it): %w", err)
 	}
@@ -211,8 +216,9 @@ func startDemoAgent(ctx context.Context, stateDir string, env *planes.Env, east 
 		return a, fmt.Errorf("read the agent's status: %w", err)
 	}
 	a.device = st.Enrollment.DeviceID
-	// A sample every 2 s instead of every minute, so that the agent's records flow through a break and a heal.
-	daemon := exec.CommandContext(ctx, a.bin, "run", "--state-dir", a.dir, "--perf-interval=2s")
+	// A sample every 2 s instead of every minute, so that the agent's records flow through a break and a heal, and
+	// answers fetched every 5 s.
+	daemon := exec.CommandContext(ctx, a.bin, "run", "--state-dir", a.dir, "--perf-interval=2s", "--answer-interval=5s")
 	daemon.Stdout, daemon.Stderr = io.Discard, io.Discard
 	if err := daemon.Start(); err != nil {
 		return a, err

@@ -68,7 +68,11 @@ type options struct {
 	clusterLossRuns    int
 	clusterLossAgents  int
 	failoverInterval   time.Duration
-	only               string
+	// The dashboard's figures (dashboard.go).
+	dashDevices  int
+	dashHistory  int
+	dashRequests int
+	only         string
 }
 
 func main() {
@@ -93,7 +97,10 @@ func main() {
 	flag.IntVar(&o.clusterLossRuns, "clusterloss-runs", 3, "whole-cluster losses, each on fresh clusters")
 	flag.IntVar(&o.clusterLossAgents, "clusterloss-agents", 50, "real agents reporting through each whole-cluster loss")
 	flag.IntVar(&o.failoverBacklog, "failover-backlog", 0, "objects written to west during a last outage of east, for the failback figure of a large backlog (0: none)")
-	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication, failover or clusterloss")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication, failover, clusterloss or dashboard")
+	flag.IntVar(&o.dashDevices, "dashboard-devices", 10_000, "devices in the dashboard's bucket")
+	flag.IntVar(&o.dashHistory, "dashboard-history", 100, "devices with 30 days of per-minute samples")
+	flag.IntVar(&o.dashRequests, "dashboard-requests", 300, "requests per measured page")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -181,6 +188,11 @@ func run(o options) error {
 			return err
 		}
 	}
+	if part("dashboard") {
+		if err := dashboardFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
 	if o.agent != "" && part("clusterloss") {
 		if err := clusterLossFigures(ctx, o, work); err != nil {
 			return err
@@ -212,12 +224,10 @@ func startSite(ctx context.Context, dir string) (*miniotest.Server, *minio.Clien
 // startIngest runs `supportstack ingest` over srv with the bench's token and signing key and args added to its
 // flags; it returns its URL once it is ready.
 func startIngest(bin string, srv *miniotest.Server, work string, args ...string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLocalAddr()
 	if err != nil {
 		return "", nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	log, err := os.Create(filepath.Join(work, "ingest.log"))
 	if err != nil {
 		return "", nil, err
@@ -380,4 +390,14 @@ func directThroughput(ctx context.Context, mc *minio.Client, writers, perObject 
 		return 0, firstErr
 	}
 	return float64(written.Load()) / time.Since(start).Seconds(), nil
+}
+
+// freeLocalAddr is a free local TCP address.
+func freeLocalAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

@@ -63,6 +63,9 @@ type auth struct {
 	key       []byte
 	ttl       time.Duration
 	adminHash []byte
+	// adminVersion fingerprints the admin's password itself: its bcrypt hash is salted anew by every replica,
+	// so a fingerprint of the hash would differ between replicas and sign the admin out of all but one.
+	adminVersion string
 	// staff returns a staff account's bcrypt hash; ok is false for no account or a removed one.
 	staff func(name string) (hash []byte, ok bool)
 	now   func() time.Time
@@ -89,8 +92,10 @@ func newAuth(tenant, adminPassword, sessionKey string, staff func(string) ([]byt
 	if staff == nil {
 		staff = func(string) ([]byte, bool) { return nil, false }
 	}
-	return &auth{tenant: tenant, key: mac.Sum(nil), ttl: DefaultSessionTTL, adminHash: hash, staff: staff, now: time.Now,
-		failures: map[string][]time.Time{}}, nil
+	a := &auth{tenant: tenant, key: mac.Sum(nil), ttl: DefaultSessionTTL, adminHash: hash, staff: staff, now: time.Now,
+		failures: map[string][]time.Time{}}
+	a.adminVersion = a.version([]byte("admin-password:" + adminPassword))
+	return a, nil
 }
 
 // hash returns the user's password hash.
@@ -101,7 +106,16 @@ func (a *auth) hash(user string) ([]byte, bool) {
 	return a.staff(user)
 }
 
-// version fingerprints a password hash for the sessions opened with it.
+// userVersion fingerprints the user's password for the sessions opened with it; ok is false for no such user.
+func (a *auth) userVersion(user string) (string, bool) {
+	if user == AdminUser {
+		return a.adminVersion, true
+	}
+	hash, ok := a.staff(user)
+	return a.version(hash), ok
+}
+
+// version fingerprints a password hash (the staff's, stored in the bucket and so the same on every replica).
 func (a *auth) version(hash []byte) string {
 	mac := hmac.New(sha256.New, a.key)
 	mac.Write([]byte("version:"))
@@ -142,8 +156,8 @@ func randomToken() string {
 
 // issue returns a session cookie for user.
 func (a *auth) issue(user string, secure bool) (*http.Cookie, session) {
-	hash, _ := a.hash(user)
-	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(a.ttl).Unix(), Nonce: randomToken(), Version: a.version(hash)}
+	version, _ := a.userVersion(user)
+	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(a.ttl).Unix(), Nonce: randomToken(), Version: version}
 	payload, _ := json.Marshal(s)
 	return &http.Cookie{Name: sessionCookie, Value: a.sign(payload), Path: "/", HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(a.ttl / time.Second)}, s
@@ -164,7 +178,7 @@ func (a *auth) session(r *http.Request) (session, bool) {
 		return session{}, false
 	}
 	// A removed account or a changed password ends the session.
-	if hash, ok := a.hash(s.User); !ok || !tokensEqual(s.Version, a.version(hash)) {
+	if version, ok := a.userVersion(s.User); !ok || !tokensEqual(s.Version, version) {
 		return session{}, false
 	}
 	return s, true

@@ -70,6 +70,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	index := fleetindex.New(pool, fleetindex.Options{Interval: cfg.IndexInterval, Logger: cfg.Logger})
+	if err := reg.Register(indexCollector{index}); err != nil {
+		return err
+	}
 	d, err := newDashboard(cfg, pool, index)
 	if err != nil {
 		return err
@@ -88,4 +91,38 @@ func Run(ctx context.Context, cfg Config) error {
 	webserver.MetricsHandler(mux, reg)
 	d.routes(mux)
 	return webserver.Serve(ctx, cfg.ListenAddress, mux)
+}
+
+var (
+	indexBuiltDesc = prometheus.NewDesc("supportstack_dashboard_index_built",
+		"1 once the dashboard's index has read the whole bucket once; pages show what it has read so far until then.", nil, nil)
+	indexScanDesc = prometheus.NewDesc("supportstack_dashboard_index_scan_seconds",
+		"How long the index's last scan of the bucket took.", nil, nil)
+	indexKeysDesc = prometheus.NewDesc("supportstack_dashboard_index_scan_keys",
+		"Keys the index's last scan listed.", nil, nil)
+	indexReadDesc = prometheus.NewDesc("supportstack_dashboard_index_scan_objects_read",
+		"Objects the index's last scan read (new ones only).", nil, nil)
+	indexDevicesDesc = prometheus.NewDesc("supportstack_dashboard_index_devices", "Devices in the index.", nil, nil)
+)
+
+// indexCollector reports the index's state.
+type indexCollector struct{ x *fleetindex.Index }
+
+func (c indexCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{indexBuiltDesc, indexScanDesc, indexKeysDesc, indexReadDesc, indexDevicesDesc} {
+		ch <- d
+	}
+}
+
+func (c indexCollector) Collect(ch chan<- prometheus.Metric) {
+	built, st := c.x.Built()
+	b := 0.0
+	if built {
+		b = 1
+	}
+	ch <- prometheus.MustNewConstMetric(indexBuiltDesc, prometheus.GaugeValue, b)
+	ch <- prometheus.MustNewConstMetric(indexScanDesc, prometheus.GaugeValue, st.Duration.Seconds())
+	ch <- prometheus.MustNewConstMetric(indexKeysDesc, prometheus.GaugeValue, float64(st.Keys))
+	ch <- prometheus.MustNewConstMetric(indexReadDesc, prometheus.GaugeValue, float64(st.Read))
+	ch <- prometheus.MustNewConstMetric(indexDevicesDesc, prometheus.GaugeValue, float64(c.x.Summary().Devices))
 }

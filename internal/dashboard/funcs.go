@@ -49,6 +49,16 @@ var funcs = template.FuncMap{
 		return "?" + out.Encode()
 	},
 	"add": func(a, b int) int { return a + b },
+	// measure shows a ranked value in its unit.
+	"measure": func(v float64, unit string) string {
+		switch unit {
+		case "s":
+			return (time.Duration(v*10) * time.Second / 10).String()
+		case "%":
+			return fmt.Sprintf("%.1f %%", v)
+		}
+		return fmt.Sprintf("%g %s", v, unit)
+	},
 	"questionView": func(q fleetindex.Question, csrf, back string, now time.Time) questionView {
 		return questionView{Q: q, CSRF: csrf, Back: back, Now: now}
 	},

@@ -57,6 +57,8 @@ const (
 	readConcurrency  = 8
 	maxSmallObject   = 256 << 10
 	maxGapsPerDevice = 200
+	// maxStartupSeconds is the longest time from boot to the agent's first sample taken as a start-up.
+	maxStartupSeconds = 30 * 60
 )
 
 // Device is what the index knows of a device.
@@ -137,10 +139,13 @@ type Index struct {
 	questions map[string]*Question // by device + "/" + question ID
 	answers   map[string]bool      // answer keys read
 	staff     map[string]staffEntry
-	built     bool
-	lastScan  ScanStats
+	// bad are objects that could not be decoded, by key, with the ETag they had: not read again until changed.
+	bad      map[string]string
+	built    bool
+	lastScan ScanStats
 
-	series *seriesCache
+	// series caches charted batches with their samples, hourly with their hourly aggregates only.
+	series, hourly *seriesCache
 }
 
 type staffEntry struct {
@@ -154,7 +159,9 @@ type ScanStats struct {
 	Duration time.Duration
 	Keys     int
 	Read     int
-	Err      string
+	// Listing is the part of Duration spent listing keys; the rest read objects.
+	Listing time.Duration
+	Err     string
 }
 
 // New makes an empty index; Run or Scan fill it.
@@ -171,7 +178,8 @@ func New(store Store, o Options) *Index {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Index{store: store, opts: o, log: log, devices: map[string]*device{}, questions: map[string]*Question{},
-		answers: map[string]bool{}, staff: map[string]staffEntry{}, series: newSeriesCache(o.SeriesCachePoints)}
+		answers: map[string]bool{}, staff: map[string]staffEntry{}, bad: map[string]string{}, series: newSeriesCache(o.SeriesCachePoints),
+		hourly: newSeriesCache(4 * o.SeriesCachePoints)}
 }
 
 func orDefault[T comparable](v, def T) T {
@@ -216,8 +224,10 @@ func (x *Index) Scan(ctx context.Context) error {
 	defer x.mu.Unlock()
 	if err != nil {
 		st.Err = err.Error()
-	} else {
+	} else if !x.built {
 		x.built = true
+		x.log.Info("Index built from the bucket", "keys", st.Keys, "objectsRead", st.Read, "seconds", st.Duration.Seconds(),
+			"listingSeconds", st.Listing.Seconds(), "devices", len(x.devices))
 	}
 	x.lastScan = st
 	return err
@@ -241,6 +251,10 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 			return
 		}
 		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.badLocked(o) {
+			return
+		}
 		d := x.deviceLocked(id)
 		switch {
 		case rest == "device.json":
@@ -262,7 +276,6 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 				reads = append(reads, read{key: key, limit: maxBatchBytes, apply: func(data []byte) { x.applyBatch(id, key, day, data) }})
 			}
 		}
-		x.mu.Unlock()
 	})
 	if err != nil {
 		return err
@@ -285,7 +298,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 		}
 		x.mu.RLock()
 		q := x.questions[id+"/"+qid]
-		known := q != nil && q.Text != "" // an answer may have come first
+		known := (q != nil && q.Text != "") || x.badLocked(o) // an answer may have come first
 		x.mu.RUnlock()
 		if !known {
 			stored := o.LastModified.UTC()
@@ -308,8 +321,9 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 	if err := x.each(ctx, StaffPrefix, st, func(o storagepool.ObjectInfo) {
 		x.mu.RLock()
 		e := x.staff[o.Key]
+		bad := x.badLocked(o)
 		x.mu.RUnlock()
-		if e.etag != o.ETag {
+		if e.etag != o.ETag && !bad {
 			key, etag := o.Key, o.ETag
 			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyStaff(key, etag, data) }})
 		}
@@ -317,6 +331,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 		return err
 	}
 
+	st.Listing = x.opts.Now().Sub(st.At)
 	if err := x.readAll(ctx, reads); err != nil {
 		return err
 	}
@@ -347,8 +362,8 @@ func (x *Index) each(ctx context.Context, prefix string, st *ScanStats, fn func(
 	}
 }
 
-// readAll reads the objects in parallel and applies each. An object gone since the listing is skipped; a
-// storage failure fails the scan (what was applied stays).
+// readAll reads the objects in parallel and applies each (concurrently). An object gone since the listing is skipped; a
+// storage failure fails the whole read (what was applied stays).
 func (x *Index) readAll(ctx context.Context, reads []read) error {
 	var (
 		wg   sync.WaitGroup
@@ -380,6 +395,19 @@ func (x *Index) readAll(ctx context.Context, reads []read) error {
 	return nil
 }
 
+// markBad notes an object that could not be decoded; etag is empty for a write-once object.
+func (x *Index) markBad(key, etag string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.bad[key] = etag
+}
+
+// badLocked reports whether the listed object is one that could not be decoded as it is; x.mu is held.
+func (x *Index) badLocked(o storagepool.ObjectInfo) bool {
+	etag, ok := x.bad[o.Key]
+	return ok && (etag == "" || etag == o.ETag)
+}
+
 // deviceLocked returns the device's entry, made when new; x.mu is held.
 func (x *Index) deviceLocked(id string) *device {
 	d := x.devices[id]
@@ -403,12 +431,17 @@ func (x *Index) applyEnrollment(id, etag string, data []byte) {
 	var e enrollment
 	if json.Unmarshal(data, &e) != nil {
 		x.log.Warn("Skipping an undecodable enrollment record", "device", id)
+		x.markBad(protocol.DeviceKey(id), etag)
 		return
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
-	d.enrollETag, d.Hostname, d.OS, d.AgentVersion, d.EnrolledAt = etag, e.Hostname, e.OS, e.AgentVersion, e.EnrolledAt.UTC()
+	d.enrollETag, d.Hostname, d.OS, d.EnrolledAt = etag, e.Hostname, e.OS, e.EnrolledAt.UTC()
+	// The newest inventory's agent version wins (applyInventory), whichever of the two a scan applies first.
+	if d.Inventory == nil || d.Inventory.AgentVersion == "" {
+		d.AgentVersion = e.AgentVersion
+	}
 	if e.LastEnrolledAt.After(d.LastSeen) {
 		d.LastSeen = e.LastEnrolledAt.UTC()
 	}
@@ -419,6 +452,7 @@ func (x *Index) applyInventory(id, key string, data []byte) {
 	inv := new(Inventory)
 	if json.Unmarshal(data, &rec) != nil || json.Unmarshal(rec.Data, inv) != nil {
 		x.log.Warn("Skipping an undecodable inventory record", "device", id, "key", key)
+		x.markBad(key, "")
 		return
 	}
 	x.mu.Lock()
@@ -435,7 +469,7 @@ func (x *Index) applyBatch(id, key string, day time.Time, data []byte) {
 	if err != nil {
 		x.log.Warn("Skipping an unreadable batch", "device", id, "key", key, "error", err)
 	}
-	x.series.put(key, b)
+	x.cache(key, b, false)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
@@ -475,7 +509,9 @@ func (d *device) fold(p Point) {
 			h.diskLast, h.lastAt = p.Disk, p.Time
 		}
 	}
-	if p.Uptime > 0 {
+	// Only an agent that started with the PC measures its start-up: one installed or started hours after the
+	// boot says nothing about it.
+	if p.Uptime > 0 && p.Uptime <= maxStartupSeconds {
 		boot := (p.Time.Unix() - int64(p.Uptime)) / 60
 		// Neighbouring minutes are the same boot seen through rounding.
 		for _, b := range []int64{boot - 1, boot + 1} {
@@ -496,11 +532,13 @@ func (x *Index) applyQuestion(deviceID, qid string, stored time.Time, data []byt
 	var rec protocol.Record
 	if json.Unmarshal(data, &rec) != nil {
 		x.log.Warn("Skipping an undecodable question", "device", deviceID, "question", qid)
+		x.markBad(protocol.QuestionKey(deviceID, qid), "")
 		return
 	}
 	q, err := protocol.ParseQuestion(rec.Data)
 	if err != nil || q.ID != qid {
 		x.log.Warn("Skipping a question whose content does not match its key", "device", deviceID, "question", qid)
+		x.markBad(protocol.QuestionKey(deviceID, qid), "")
 		return
 	}
 	x.mu.Lock()
@@ -556,6 +594,7 @@ func (x *Index) applyStaff(key, etag string, data []byte) {
 	var a StaffAccount
 	if json.Unmarshal(data, &a) != nil || StaffKey(a.Name) != key {
 		x.log.Warn("Skipping a staff record that does not match its key", "key", key)
+		x.markBad(key, etag)
 		return
 	}
 	x.mu.Lock()

@@ -20,7 +20,7 @@ type Insights struct {
 	CPU    []Count `json:"cpu"`
 	Memory []Count `json:"memory"`
 	// SlowestStartup ranks devices by the median time from boot to the agent's first sample over the boots in
-	// the window.
+	// the window (boots after which the agent started within 30 minutes: it runs as a service).
 	SlowestStartup []Ranked `json:"slowestStartup"`
 	// MemoryPressure ranks devices by their average memory use over the last 24 hours.
 	MemoryPressure []Ranked `json:"memoryPressure"`

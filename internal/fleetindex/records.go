@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/supportstack/supportstack/internal/protocol"
@@ -63,12 +64,17 @@ type bootData struct {
 }
 
 // Point is one performance sample: CPU and memory use and the fullest disk, in percent; NaN where the sample
-// has no value. Uptime is the PC's uptime when sampled.
+// has no value. Uptime is the PC's uptime when sampled. A point that aggregates samples (an hour's, or a chart's
+// bucket) holds their average CPU and memory, their fullest disk, and how many they were in Samples.
 type Point struct {
 	Time           time.Time
 	CPU, Mem, Disk float64
 	Uptime         uint64
+	Samples        int
 }
+
+// weight is how many samples the point stands for.
+func (p Point) weight() int { return max(p.Samples, 1) }
 
 // Boot is a boot the agent reported.
 type Boot struct {
@@ -84,8 +90,10 @@ type Gap struct {
 // batch is what a batch object holds for the dashboard.
 type batch struct {
 	points []Point
-	boots  []Boot
-	gaps   []Gap
+	// hours aggregate the points by hour (Time: the hour's start).
+	hours []Point
+	boots []Boot
+	gaps  []Gap
 }
 
 // maxBatchBytes bounds a batch object as read (ingest stores at most its decoded limit, gzip-compressed).
@@ -124,10 +132,41 @@ func parseBatch(data []byte) (batch, error) {
 			}
 		}
 	}
+	b.hours = hourly(b.points)
 	if err := sc.Err(); err != nil {
 		return b, fmt.Errorf("read batch: %w", err)
 	}
 	return b, nil
+}
+
+// hourly aggregates points by the hour they fall in.
+func hourly(points []Point) []Point {
+	type agg struct {
+		cpu, mem avg
+		disk     float64
+		n        int
+	}
+	byHour := map[int64]*agg{}
+	for _, p := range points {
+		h := p.Time.Unix() / 3600
+		a := byHour[h]
+		if a == nil {
+			a = &agg{disk: math.NaN()}
+			byHour[h] = a
+		}
+		a.cpu.add(p.CPU)
+		a.mem.add(p.Mem)
+		if !isNaN(p.Disk) && (isNaN(a.disk) || p.Disk > a.disk) {
+			a.disk = p.Disk
+		}
+		a.n++
+	}
+	out := make([]Point, 0, len(byHour))
+	for h, a := range byHour {
+		out = append(out, Point{Time: time.Unix(h*3600, 0).UTC(), CPU: a.cpu.value(), Mem: a.mem.value(), Disk: a.disk, Samples: a.n})
+	}
+	slices.SortFunc(out, func(a, b Point) int { return a.Time.Compare(b.Time) })
+	return out
 }
 
 func (d perfData) point(t time.Time) Point {

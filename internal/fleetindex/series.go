@@ -3,7 +3,6 @@ package fleetindex
 import (
 	"container/list"
 	"context"
-	"errors"
 	"math"
 	"slices"
 	"sync"
@@ -24,33 +23,32 @@ type Series struct {
 	Gaps    []Gap
 }
 
-// maxBatchesPerDay bounds the batches listed for one day of one device.
-const maxBatchesPerDay = 10_000
+// hourlyAbove is the period from which charts are drawn from hourly aggregates rather than the samples.
+const hourlyAbove = 48 * time.Hour
 
-// Series reads the device's samples between from and to. Batches are immutable, so each is read once and kept
-// in a cache bounded by samples; a chart lists only the device's days it covers, never the bucket.
+// Series reads the device's samples between from and to. Batches are immutable, so each is read once and kept in
+// a cache: the samples of recently charted batches, bounded by samples, and each batch's hourly aggregates, which
+// charts of more than two days draw from and which are 60 times smaller. A chart lists only the device's days it
+// covers, never the bucket.
 func (x *Index) Series(ctx context.Context, deviceID string, from, to time.Time, points int) (Series, error) {
 	from, to = from.UTC(), to.UTC()
 	s := Series{From: from, To: to}
-	// A batch is dated by its first record, so the day before the period may hold some of its samples.
-	var keys []string
-	for day := from.Truncate(24*time.Hour).AddDate(0, 0, -1); !day.After(to); day = day.AddDate(0, 0, 1) {
-		objs, err := x.store.ListInfo(ctx, storagepool.ListOptions{Prefix: protocol.RecordsDatePrefix(deviceID, day),
-			Recursive: true, Limit: maxBatchesPerDay})
-		if err != nil {
-			return s, err
-		}
-		for _, o := range objs {
-			keys = append(keys, o.Key)
-		}
+	keys, err := x.batchKeys(ctx, deviceID, from, to)
+	if err != nil {
+		return s, err
 	}
-	batches, err := x.batches(ctx, keys)
+	hourly := to.Sub(from) > hourlyAbove
+	batches, err := x.batches(ctx, keys, hourly)
 	if err != nil {
 		return s, err
 	}
 	var all []Point
 	for _, b := range batches {
-		for _, p := range b.points {
+		ps := b.points
+		if hourly {
+			ps = b.hours
+		}
+		for _, p := range ps {
 			if !p.Time.Before(from) && !p.Time.After(to) {
 				all = append(all, p)
 			}
@@ -67,51 +65,77 @@ func (x *Index) Series(ctx context.Context, deviceID string, from, to time.Time,
 		}
 	}
 	slices.SortFunc(all, func(a, b Point) int { return a.Time.Compare(b.Time) })
-	s.Samples = len(all)
+	for _, p := range all {
+		s.Samples += p.weight()
+	}
 	s.Points = downsample(all, from, to, points)
 	return s, nil
 }
 
-// batches returns the parsed batches, from the cache or read in parallel.
-func (x *Index) batches(ctx context.Context, keys []string) ([]batch, error) {
+// batchKeys lists the device's batches that may hold samples between from and to, in pages of one listing: a
+// batch is dated by its first record, so those of the day before the period may reach into it.
+func (x *Index) batchKeys(ctx context.Context, deviceID string, from, to time.Time) ([]string, error) {
+	prefix := protocol.RecordsPrefix(deviceID)
+	after := protocol.RecordsDatePrefix(deviceID, from.AddDate(0, 0, -1))
+	end := protocol.RecordsDatePrefix(deviceID, to.AddDate(0, 0, 1))
+	var keys []string
+	for {
+		objs, err := x.store.ListInfo(ctx, storagepool.ListOptions{Prefix: prefix, StartAfter: after, Recursive: true, Limit: listPage})
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if o.Key >= end {
+				return keys, nil
+			}
+			keys = append(keys, o.Key)
+		}
+		if len(objs) < listPage {
+			return keys, nil
+		}
+		after = objs[len(objs)-1].Key
+	}
+}
+
+// batches returns the parsed batches, from the caches or read in parallel; with hourly, only their hourly
+// aggregates (and boots and gaps) are needed.
+func (x *Index) batches(ctx context.Context, keys []string, hourly bool) ([]batch, error) {
 	out := make([]batch, len(keys))
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, readConcurrency)
-	)
+	var reads []read
 	for i, k := range keys {
+		if hourly {
+			if b, ok := x.hourly.get(k); ok {
+				out[i] = b
+				continue
+			}
+		}
 		if b, ok := x.series.get(k); ok {
 			out[i] = b
 			continue
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			data, err := x.store.Get(ctx, k, maxBatchBytes)
-			if errors.Is(err, storagepool.ErrNotFound) || errors.Is(err, storagepool.ErrTooLarge) {
-				return
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
+		reads = append(reads, read{key: k, limit: maxBatchBytes, apply: func(data []byte) {
 			b, err := parseBatch(data)
 			if err != nil {
 				x.log.Warn("Skipping an unreadable batch", "key", k, "error", err)
 			}
-			x.series.put(k, b)
+			x.cache(k, b, !hourly)
 			out[i] = b
-		})
+		}})
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return nil, errs[0]
+	if err := x.readAll(ctx, reads); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// cache keeps a parsed batch's hourly aggregates and, with samples, its samples.
+func (x *Index) cache(key string, b batch, samples bool) {
+	stripped := b
+	stripped.points = nil
+	x.hourly.put(key, stripped)
+	if samples {
+		x.series.put(key, b)
+	}
 }
 
 // downsample averages the points into at most n buckets of equal length across the period; a bucket's disk is
@@ -127,21 +151,27 @@ func downsample(all []Point, from, to time.Time, n int) []Point {
 	var out []Point
 	i := 0
 	for i < len(all) {
-		bucket := all[i].Time.Sub(from) / width
+		// A sample at to itself (or in the remainder of the division) belongs to the last bucket.
+		bucket := min(all[i].Time.Sub(from)/width, time.Duration(n-1))
 		end := from.Add((bucket + 1) * width)
+		if bucket == time.Duration(n-1) {
+			end = to.Add(1)
+		}
 		var cpu, mem avg
 		disk := math.NaN()
 		var last Point
+		n := 0
 		for ; i < len(all) && all[i].Time.Before(end); i++ {
 			p := all[i]
-			cpu.add(p.CPU)
-			mem.add(p.Mem)
+			cpu.addN(p.CPU, p.weight())
+			mem.addN(p.Mem, p.weight())
+			n += p.weight()
 			if !isNaN(p.Disk) && (isNaN(disk) || p.Disk > disk) {
 				disk = p.Disk
 			}
 			last = p
 		}
-		out = append(out, Point{Time: last.Time, CPU: cpu.value(), Mem: mem.value(), Disk: disk})
+		out = append(out, Point{Time: last.Time, CPU: cpu.value(), Mem: mem.value(), Disk: disk, Samples: n})
 	}
 	return out
 }
@@ -151,10 +181,13 @@ type avg struct {
 	n   int
 }
 
-func (a *avg) add(v float64) {
+func (a *avg) add(v float64) { a.addN(v, 1) }
+
+// addN adds v as the average of n samples.
+func (a *avg) addN(v float64, n int) {
 	if !isNaN(v) {
-		a.sum += v
-		a.n++
+		a.sum += v * float64(n)
+		a.n += n
 	}
 }
 
@@ -211,4 +244,4 @@ func (c *seriesCache) put(key string, b batch) {
 	}
 }
 
-func cost(b batch) int { return len(b.points) + len(b.boots) + len(b.gaps) + 1 }
+func cost(b batch) int { return len(b.points) + len(b.hours) + len(b.boots) + len(b.gaps) + 1 }
