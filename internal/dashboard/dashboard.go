@@ -69,7 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	index := fleetindex.New(pool, fleetindex.Options{Interval: cfg.IndexInterval, Logger: cfg.Logger})
+	index := fleetindex.New(pool, fleetindex.Options{Interval: cfg.IndexInterval, Logger: cfg.Logger, Snapshots: pool})
 	if err := reg.Register(indexCollector{index}); err != nil {
 		return err
 	}

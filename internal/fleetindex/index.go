@@ -41,6 +41,10 @@ type Options struct {
 	Now      func() time.Time
 	// SeriesCachePoints bounds the chart cache (DefaultSeriesCachePoints).
 	SeriesCachePoints int
+	// Snapshots, when set, stores the index's snapshot every SnapshotInterval (DefaultSnapshotInterval), and Run
+	// loads the stored one before its first scan.
+	Snapshots        Writer
+	SnapshotInterval time.Duration
 }
 
 // Defaults of Options.
@@ -49,6 +53,7 @@ const (
 	DefaultStaleAfter        = 24 * time.Hour
 	DefaultInterval          = 15 * time.Second
 	DefaultSeriesCachePoints = 1_000_000
+	DefaultSnapshotInterval  = 5 * time.Minute
 )
 
 // Bounds of what the index reads.
@@ -79,27 +84,27 @@ type Device struct {
 	Questions, Unanswered int
 }
 
-// device is a device with what the index needs to keep it current.
+// device is a device with what the index needs to keep it current. Its fields are exported for the snapshot
+// (snapshot.go).
 type device struct {
 	Device
-	enrollETag   string
-	inventoryKey string
-	// batches are the batch keys folded in, by the key's date.
-	batches map[string]time.Time
-	hours   map[int64]*hour
-	// startups maps a boot (its minute) to the smallest uptime sampled after it: how long the PC took from
+	EnrollETag   string
+	InventoryKey string
+	// Batches are the batch keys folded in, by the key's date.
+	Batches map[string]time.Time
+	// Memory sums the memory samples of each hour (Unix time / 3600), for the insights.
+	Memory map[int64]Sum
+	// Startups maps a boot (its minute) to the smallest uptime sampled after it: how long the PC took from
 	// power-on to the agent's first sample.
-	startups map[int64]uint64
-	boots    []Boot
-	gaps     []Gap
+	Startups map[int64]uint64
+	Boots    []Boot
+	Gaps     []Gap
 }
 
-// hour sums a device's samples of one hour.
-type hour struct {
-	n, memN           int
-	cpuSum, memSum    float64
-	diskMax, diskLast float64
-	lastAt            time.Time
+// Sum is a sum of N values.
+type Sum struct {
+	Total float64
+	N     int
 }
 
 // Question is a question with its answers.
@@ -149,8 +154,8 @@ type Index struct {
 }
 
 type staffEntry struct {
-	etag string
-	acct StaffAccount
+	ETag    string
+	Account StaffAccount
 }
 
 // ScanStats describe the last complete scan.
@@ -170,6 +175,7 @@ func New(store Store, o Options) *Index {
 	o.StaleAfter = orDefault(o.StaleAfter, DefaultStaleAfter)
 	o.Interval = orDefault(o.Interval, DefaultInterval)
 	o.SeriesCachePoints = orDefault(o.SeriesCachePoints, DefaultSeriesCachePoints)
+	o.SnapshotInterval = orDefault(o.SnapshotInterval, DefaultSnapshotInterval)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -191,13 +197,26 @@ func orDefault[T comparable](v, def T) T {
 }
 
 // Run scans at once and then every Interval until ctx ends. A failed scan (the storage is down) keeps what the
-// index has: pages go on showing it.
+// index has: pages go on showing it. With Snapshots set, it first loads the stored snapshot and stores a new one
+// every SnapshotInterval.
 func (x *Index) Run(ctx context.Context) {
+	if x.opts.Snapshots != nil {
+		if _, err := x.LoadSnapshot(ctx); err != nil && ctx.Err() == nil {
+			x.log.Info("Index snapshot not loaded; reading the whole bucket", "error", err)
+		}
+	}
 	t := time.NewTicker(x.opts.Interval)
 	defer t.Stop()
+	var saved time.Time
 	for {
 		if err := x.Scan(ctx); err != nil && ctx.Err() == nil {
 			x.log.Info("Index scan failed; the dashboard shows what it read before", "error", err)
+		} else if x.opts.Snapshots != nil && x.opts.Now().Sub(saved) >= x.opts.SnapshotInterval {
+			if err := x.SaveSnapshot(ctx, x.opts.Snapshots); err != nil && ctx.Err() == nil {
+				x.log.Info("Index snapshot not stored", "error", err)
+			} else {
+				saved = x.opts.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -258,7 +277,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 		d := x.deviceLocked(id)
 		switch {
 		case rest == "device.json":
-			if o.ETag != d.enrollETag {
+			if o.ETag != d.EnrollETag {
 				etag := o.ETag
 				reads = append(reads, read{key: o.Key, limit: maxSmallObject, apply: func(data []byte) { x.applyEnrollment(id, etag, data) }})
 			}
@@ -271,7 +290,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 				d.LastSeen = o.LastModified.UTC()
 			}
 			day, ok := keyDay(rest)
-			if _, done := d.batches[o.Key]; ok && !done && !day.Before(windowStart) {
+			if _, done := d.Batches[o.Key]; ok && !done && !day.Before(windowStart) {
 				key := o.Key
 				reads = append(reads, read{key: key, limit: maxBatchBytes, apply: func(data []byte) { x.applyBatch(id, key, day, data) }})
 			}
@@ -282,7 +301,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 	}
 	x.mu.Lock()
 	for id, o := range newest {
-		if d := x.devices[id]; d != nil && o.Key != d.inventoryKey {
+		if d := x.devices[id]; d != nil && o.Key != d.InventoryKey {
 			key := o.Key
 			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyInventory(id, key, data) }})
 		}
@@ -323,7 +342,7 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 		e := x.staff[o.Key]
 		bad := x.badLocked(o)
 		x.mu.RUnlock()
-		if e.etag != o.ETag && !bad {
+		if e.ETag != o.ETag && !bad {
 			key, etag := o.Key, o.ETag
 			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyStaff(key, etag, data) }})
 		}
@@ -412,7 +431,7 @@ func (x *Index) badLocked(o storagepool.ObjectInfo) bool {
 func (x *Index) deviceLocked(id string) *device {
 	d := x.devices[id]
 	if d == nil {
-		d = &device{Device: Device{ID: id}, batches: map[string]time.Time{}, hours: map[int64]*hour{}, startups: map[int64]uint64{}}
+		d = &device{Device: Device{ID: id}, Batches: map[string]time.Time{}, Memory: map[int64]Sum{}, Startups: map[int64]uint64{}}
 		x.devices[id] = d
 	}
 	return d
@@ -437,7 +456,7 @@ func (x *Index) applyEnrollment(id, etag string, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
-	d.enrollETag, d.Hostname, d.OS, d.EnrolledAt = etag, e.Hostname, e.OS, e.EnrolledAt.UTC()
+	d.EnrollETag, d.Hostname, d.OS, d.EnrolledAt = etag, e.Hostname, e.OS, e.EnrolledAt.UTC()
 	// The newest inventory's agent version wins (applyInventory), whichever of the two a scan applies first.
 	if d.Inventory == nil || d.Inventory.AgentVersion == "" {
 		d.AgentVersion = e.AgentVersion
@@ -458,7 +477,7 @@ func (x *Index) applyInventory(id, key string, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
-	d.inventoryKey, d.Inventory, d.InventoryAt = key, inv, rec.Time.UTC()
+	d.InventoryKey, d.Inventory, d.InventoryAt = key, inv, rec.Time.UTC()
 	if inv.AgentVersion != "" {
 		d.AgentVersion = inv.AgentVersion
 	}
@@ -473,14 +492,14 @@ func (x *Index) applyBatch(id, key string, day time.Time, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
-	d.batches[key] = day
+	d.Batches[key] = day
 	for _, p := range b.points {
 		d.fold(p)
 	}
-	d.boots = append(d.boots, b.boots...)
-	d.gaps = append(d.gaps, b.gaps...)
-	if len(d.gaps) > maxGapsPerDevice {
-		d.gaps = d.gaps[len(d.gaps)-maxGapsPerDevice:]
+	d.Boots = append(d.Boots, b.boots...)
+	d.Gaps = append(d.Gaps, b.gaps...)
+	if len(d.Gaps) > maxGapsPerDevice {
+		d.Gaps = d.Gaps[len(d.Gaps)-maxGapsPerDevice:]
 	}
 }
 
@@ -490,24 +509,10 @@ func (d *device) fold(p Point) {
 		latest := p
 		d.Latest = &latest
 	}
-	h := d.hours[p.Time.Unix()/3600]
-	if h == nil {
-		h = &hour{diskMax: -1}
-		d.hours[p.Time.Unix()/3600] = h
-	}
-	h.n++
-	if !isNaN(p.CPU) {
-		h.cpuSum += p.CPU
-	}
 	if !isNaN(p.Mem) {
-		h.memN++
-		h.memSum += p.Mem
-	}
-	if !isNaN(p.Disk) {
-		h.diskMax = max(h.diskMax, p.Disk)
-		if !p.Time.Before(h.lastAt) {
-			h.diskLast, h.lastAt = p.Disk, p.Time
-		}
+		h := p.Time.Unix() / 3600
+		m := d.Memory[h]
+		d.Memory[h] = Sum{Total: m.Total + p.Mem, N: m.N + 1}
 	}
 	// Only an agent that started with the PC measures its start-up: one installed or started hours after the
 	// boot says nothing about it.
@@ -515,13 +520,13 @@ func (d *device) fold(p Point) {
 		boot := (p.Time.Unix() - int64(p.Uptime)) / 60
 		// Neighbouring minutes are the same boot seen through rounding.
 		for _, b := range []int64{boot - 1, boot + 1} {
-			if _, ok := d.startups[b]; ok {
+			if _, ok := d.Startups[b]; ok {
 				boot = b
 				break
 			}
 		}
-		if u, ok := d.startups[boot]; !ok || p.Uptime < u {
-			d.startups[boot] = p.Uptime
+		if u, ok := d.Startups[boot]; !ok || p.Uptime < u {
+			d.Startups[boot] = p.Uptime
 		}
 	}
 }
@@ -599,7 +604,7 @@ func (x *Index) applyStaff(key, etag string, data []byte) {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.staff[key] = staffEntry{etag: etag, acct: a}
+	x.staff[key] = staffEntry{ETag: etag, Account: a}
 }
 
 // NoteAnswer puts an answer this replica stored into the index at once, so that the page it returns to shows it.
@@ -615,29 +620,29 @@ func (x *Index) NoteAnswer(deviceID string, a protocol.Answer) {
 func (x *Index) NoteStaff(a StaffAccount, etag string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.staff[StaffKey(a.Name)] = staffEntry{etag: etag, acct: a}
+	x.staff[StaffKey(a.Name)] = staffEntry{ETag: etag, Account: a}
 }
 
 // pruneLocked drops what fell out of the window; x.mu is held.
 func (x *Index) pruneLocked(windowStart time.Time) {
 	for _, d := range x.devices {
-		for k, day := range d.batches {
+		for k, day := range d.Batches {
 			if day.Before(windowStart) {
-				delete(d.batches, k)
+				delete(d.Batches, k)
 			}
 		}
-		for h := range d.hours {
+		for h := range d.Memory {
 			if h*3600 < windowStart.Unix() {
-				delete(d.hours, h)
+				delete(d.Memory, h)
 			}
 		}
-		for b := range d.startups {
+		for b := range d.Startups {
 			if b*60 < windowStart.Unix() {
-				delete(d.startups, b)
+				delete(d.Startups, b)
 			}
 		}
-		d.boots = keepAfter(d.boots, windowStart, func(b Boot) time.Time { return b.Time })
-		d.gaps = keepAfter(d.gaps, windowStart, func(g Gap) time.Time { return g.At })
+		d.Boots = keepAfter(d.Boots, windowStart, func(b Boot) time.Time { return b.Time })
+		d.Gaps = keepAfter(d.Gaps, windowStart, func(g Gap) time.Time { return g.At })
 		if d.Latest != nil && d.Latest.Time.Before(windowStart) {
 			d.Latest = nil
 		}

@@ -76,11 +76,11 @@ func (x *Index) Insights() Insights {
 		}
 		var m avg
 		n := 0
-		for h, agg := range d.hours {
-			if h*3600+3600 > dayAgo && agg.memN > 0 {
-				m.sum += agg.memSum
-				m.n += agg.memN
-				n += agg.memN
+		for h, sum := range d.Memory {
+			if h*3600+3600 > dayAgo {
+				m.sum += sum.Total
+				m.n += sum.N
+				n += sum.N
 			}
 		}
 		if m.n > 0 {
@@ -122,7 +122,7 @@ func (x *Index) Insights() Insights {
 // startupSeconds is the median time from boot to the agent's first sample over the device's boots.
 func (d *device) startupSeconds() Ranked {
 	var v []float64
-	for _, u := range d.startups {
+	for _, u := range d.Startups {
 		v = append(v, float64(u))
 	}
 	if len(v) == 0 {

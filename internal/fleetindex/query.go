@@ -210,7 +210,7 @@ func (x *Index) Device(id string) (DeviceDetail, bool) {
 		return DeviceDetail{}, false
 	}
 	out := DeviceDetail{Device: d.Device, Health: d.Health(now, x.opts.StaleAfter),
-		Boots: slices.Clone(d.boots), Gaps: slices.Clone(d.gaps)}
+		Boots: slices.Clone(d.Boots), Gaps: slices.Clone(d.Gaps)}
 	for _, q := range x.questions {
 		if q.DeviceID == id && q.Text != "" {
 			out.Questions = append(out.Questions, *q)
@@ -318,7 +318,7 @@ func (x *Index) Staff() []StaffAccount {
 	defer x.mu.RUnlock()
 	out := make([]StaffAccount, 0, len(x.staff))
 	for _, e := range x.staff {
-		out = append(out, e.acct)
+		out = append(out, e.Account)
 	}
 	slices.SortFunc(out, func(a, b StaffAccount) int { return cmp.Compare(a.Name, b.Name) })
 	return out
@@ -329,7 +329,7 @@ func (x *Index) StaffAccount(name string) (StaffAccount, string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	e, ok := x.staff[StaffKey(name)]
-	return e.acct, e.etag, ok
+	return e.Account, e.ETag, ok
 }
 
 // StaleAfter is the index's stale threshold.

@@ -110,26 +110,28 @@ func parseBatch(data []byte) (batch, error) {
 	sc := bufio.NewScanner(io.LimitReader(zr, maxBatchBytes))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		var rec protocol.Record
+		// One pass: the data of every kind the dashboard shows decodes into one value (their fields differ).
+		var rec struct {
+			Kind protocol.Kind `json:"kind"`
+			Time time.Time     `json:"time"`
+			Data struct {
+				perfData
+				bootData
+				protocol.Gap
+			} `json:"data"`
+		}
 		if json.Unmarshal(sc.Bytes(), &rec) != nil {
 			continue
 		}
-		switch rec.Kind {
+		switch d := &rec.Data; rec.Kind {
 		case protocol.KindPerf:
-			var d perfData
-			if json.Unmarshal(rec.Data, &d) == nil {
-				b.points = append(b.points, d.point(rec.Time))
-			}
+			b.points = append(b.points, d.perfData.point(rec.Time))
 		case protocol.KindEvent:
-			var d bootData
-			if json.Unmarshal(rec.Data, &d) == nil && d.Type == "boot" && !d.BootTime.IsZero() {
+			if d.Type == "boot" && !d.BootTime.IsZero() {
 				b.boots = append(b.boots, Boot{Time: d.BootTime.UTC()})
 			}
 		case protocol.KindGap:
-			var g protocol.Gap
-			if json.Unmarshal(rec.Data, &g) == nil {
-				b.gaps = append(b.gaps, Gap{At: rec.Time.UTC(), Gap: g})
-			}
+			b.gaps = append(b.gaps, Gap{At: rec.Time.UTC(), Gap: d.Gap})
 		}
 	}
 	b.hours = hourly(b.points)

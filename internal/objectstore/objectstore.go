@@ -27,10 +27,11 @@ type Endpoint struct {
 const RetentionRuleID = "supportstack-retention"
 
 // UnversionedPrefixes are excluded from versioning (a MinIO extension): the ingest service's seq ledgers, which
-// are rewritten with every batch. Versioned, each would pile up a version per batch, and MinIO rewrites every
-// version's metadata with each write. Unversioned objects are not replicated either: a ledger is each site's own
-// and is rebuilt from the replicated batches (internal/ingest).
-var UnversionedPrefixes = []string{protocol.LedgerPrefix}
+// are rewritten with every batch, and the dashboard's index snapshot, rewritten every few minutes. Versioned, each
+// would pile up a version per write, and MinIO rewrites every version's metadata with each write. Unversioned
+// objects are not replicated either: a ledger is each site's own and is rebuilt from the replicated batches
+// (internal/ingest); so is the snapshot (internal/fleetindex).
+var UnversionedPrefixes = []string{protocol.LedgerPrefix, protocol.IndexPrefix}
 
 // healthTimeout bounds a health check whose context has no deadline: a storage outage must be noticed in
 // seconds, not after TCP's timeouts.

@@ -71,7 +71,7 @@ func TestEnsureBucketAgainstMinIO(t *testing.T) {
 	v, err := c.GetBucketVersioning(ctx, "tenant-data")
 	require.NoError(t, err)
 	require.True(t, v.Enabled(), "versioning must be on")
-	require.Equal(t, []minio.ExcludedPrefix{{Prefix: protocol.LedgerPrefix}}, v.ExcludedPrefixes, "ledgers are not versioned")
+	require.Equal(t, []minio.ExcludedPrefix{{Prefix: protocol.LedgerPrefix}, {Prefix: protocol.IndexPrefix}}, v.ExcludedPrefixes, "ledgers and the index snapshot are not versioned")
 	lc, err := c.GetBucketLifecycle(ctx, "tenant-data")
 	require.NoError(t, err)
 	require.Len(t, lc.Rules, 1)

@@ -115,6 +115,11 @@ func LedgerKey(deviceID string) string { return LedgerPrefix + deviceID + ".json
 // LedgerPrefix is the prefix of all seq ledgers.
 const LedgerPrefix = "ledger/"
 
+// IndexPrefix holds the dashboard's snapshot of its index (internal/fleetindex), rewritten every few minutes:
+// like the ledgers, it is not versioned, so not replicated — each copy has the one its own cluster's dashboards
+// write, and it is derived from the replicated objects alone.
+const IndexPrefix = "_index/"
+
 // SwitchPrefix holds the data plane's records of moving its writes to another copy of the storage (StorageSwitch):
 // what the operator measures a failover's RTO from.
 const SwitchPrefix = "_failover/"
