@@ -208,6 +208,13 @@ func (c Config) dashboardDeployment(t *v1alpha1.SupportTenant, peer *v1alpha1.Pe
 	// The kubelet expands $(VAR) in args from the container's env, which holds the storage credentials: the
 	// name is the customer's text and must stay text.
 	args = append(args, "--display-name="+strings.ReplaceAll(t.Spec.DisplayName, "$", "$$"))
+	// What the install commands point PCs at: this cluster's ingest, then the peer's. Unlike ingest's own list it
+	// does not follow the failover state, so that the dashboard's pods do not restart when it changes.
+	ingestURLs := []string{c.publicURL(t, naming.Ingest(t.Name), t.Spec.Ingest.Exposure)}
+	if replicated(t, peer) {
+		ingestURLs = append(ingestURLs, peer.IngestURL(t.Namespace, t.Name))
+	}
+	args = append(args, "--ingest-endpoints="+strings.Join(ingestURLs, ","))
 	replicas := replicasOrZero(t, t.Spec.Dashboard.Replicas)
 	env := append(storageCredentialEnv(t), dashboardSecretEnv(t)...)
 	return c.webDeployment(t, naming.ComponentDashboard, &replicas, args, env, resources(nil, "50m", "64Mi", "256Mi"))

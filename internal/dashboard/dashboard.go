@@ -38,6 +38,8 @@ type Config struct {
 	AdminPassword, SessionKey string
 	// SessionTTL is how long a sign-in lasts (DefaultSessionTTL).
 	SessionTTL time.Duration
+	// IngestEndpoints are the tenant's public ingest URLs, preferred first: what the install commands point PCs at.
+	IngestEndpoints []string
 }
 
 // LoadSecrets reads the sign-in secrets from the environment.

@@ -63,6 +63,9 @@ func (d *dashboard) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /devices/{id}/questions/{qid}/answers", d.auth.signedIn(d.form(d.answer)))
 	mux.HandleFunc("GET /insights", d.auth.signedIn(d.insights))
 	mux.HandleFunc("GET /insights.json", d.auth.signedIn(d.insightsJSON))
+	mux.HandleFunc("GET /tokens", d.auth.signedIn(adminOnly(d.tokens)))
+	mux.HandleFunc("POST /tokens", d.auth.signedIn(adminOnly(d.form(d.createToken))))
+	mux.HandleFunc("POST /tokens/{id}/revoke", d.auth.signedIn(adminOnly(d.form(d.revokeToken))))
 	mux.HandleFunc("GET /staff", d.auth.signedIn(adminOnly(d.staff)))
 	mux.HandleFunc("POST /staff", d.auth.signedIn(adminOnly(d.form(d.saveStaff))))
 	mux.HandleFunc("POST /staff/{name}/remove", d.auth.signedIn(adminOnly(d.form(d.removeStaff))))
@@ -124,17 +127,22 @@ func (d *dashboard) form(next func(http.ResponseWriter, *http.Request, session))
 // notices are what a page says after a form was handled. The URL names one by its code, so that a link made
 // elsewhere cannot put words of its own on the dashboard.
 var notices = map[string]string{
-	"answered":        "Answer stored: the PC fetches it within its answer interval.",
-	"empty-answer":    "The answer was empty: nothing was sent.",
-	"bad-answer":      "The answer must be UTF-8 text of at most 16 KiB: nothing was sent.",
-	"answer-failed":   "The answer could not be stored (the storage did not take it): nothing was sent. Try again.",
-	"no-storage":      "No copy of the storage answers now: nothing was stored. Try again when the status page shows storage back.",
-	"staff-saved":     "The account is saved: its owner signs in with the new password now; its older sessions ended.",
-	"staff-removed":   "The account is removed: its sessions ended.",
-	"staff-bad-name":  "A name is 2–63 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, and not \"admin\".",
-	"staff-bad-pass":  "A password has at least 12 characters (and at most 72 bytes).",
-	"staff-failed":    "The account could not be stored: nothing was changed. Try again.",
-	"staff-not-found": "No such account: nothing was changed.",
+	"answered":         "Answer stored: the PC fetches it within its answer interval.",
+	"empty-answer":     "The answer was empty: nothing was sent.",
+	"bad-answer":       "The answer must be UTF-8 text of at most 16 KiB: nothing was sent.",
+	"answer-failed":    "The answer could not be stored (the storage did not take it): nothing was sent. Try again.",
+	"no-storage":       "No copy of the storage answers now: nothing was stored. Try again when the status page shows storage back.",
+	"token-bad-name":   "A token needs a name (at most 100 characters), saying what it is for.",
+	"token-bad-limits": "Valid for is 0 (never expires) to 3650 days; uses is 0 (no limit) to 1,000,000.",
+	"token-failed":     "The token could not be stored: nothing was changed. Try again.",
+	"token-not-found":  "No such token: nothing was changed.",
+	"token-revoked":    "The token is revoked: it enrolls no new PC; the PCs it enrolled keep reporting.",
+	"staff-saved":      "The account is saved: its owner signs in with the new password now; its older sessions ended.",
+	"staff-removed":    "The account is removed: its sessions ended.",
+	"staff-bad-name":   "A name is 2–63 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit, and not \"admin\".",
+	"staff-bad-pass":   "A password has at least 12 characters (and at most 72 bytes).",
+	"staff-failed":     "The account could not be stored: nothing was changed. Try again.",
+	"staff-not-found":  "No such account: nothing was changed.",
 }
 
 // redirect sends the browser back to a local page with a notice (a code of notices).

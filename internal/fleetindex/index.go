@@ -10,15 +10,18 @@
 package fleetindex
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/supportstack/supportstack/internal/enrolltoken"
 	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/storagepool"
 )
@@ -35,7 +38,7 @@ type Options struct {
 	Window time.Duration
 	// StaleAfter is when a device that stopped reporting counts as stale: DefaultStaleAfter.
 	StaleAfter time.Duration
-	// Interval between scans: DefaultInterval.
+	// Interval between scans, which list the whole bucket: DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -51,7 +54,7 @@ type Options struct {
 const (
 	DefaultWindow            = 7 * 24 * time.Hour
 	DefaultStaleAfter        = 24 * time.Hour
-	DefaultInterval          = 15 * time.Second
+	DefaultInterval          = time.Minute
 	DefaultSeriesCachePoints = 1_000_000
 	DefaultSnapshotInterval  = 5 * time.Minute
 )
@@ -144,6 +147,8 @@ type Index struct {
 	questions map[string]*Question // by device + "/" + question ID
 	answers   map[string]bool      // answer keys read
 	staff     map[string]staffEntry
+	tokens    map[string]tokenEntry
+	tokenUses map[string]int // by token ID, as the last scan counted them
 	// bad are objects that could not be decoded, by key, with the ETag they had: not read again until changed.
 	bad      map[string]string
 	built    bool
@@ -151,6 +156,11 @@ type Index struct {
 
 	// series caches charted batches with their samples, hourly with their hourly aggregates only.
 	series, hourly *seriesCache
+}
+
+type tokenEntry struct {
+	ETag   string
+	Record enrolltoken.Record
 }
 
 type staffEntry struct {
@@ -184,7 +194,8 @@ func New(store Store, o Options) *Index {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Index{store: store, opts: o, log: log, devices: map[string]*device{}, questions: map[string]*Question{},
-		answers: map[string]bool{}, staff: map[string]staffEntry{}, bad: map[string]string{}, series: newSeriesCache(o.SeriesCachePoints),
+		answers: map[string]bool{}, staff: map[string]staffEntry{}, bad: map[string]string{},
+		tokens: map[string]tokenEntry{}, tokenUses: map[string]int{}, series: newSeriesCache(o.SeriesCachePoints),
 		hourly: newSeriesCache(4 * o.SeriesCachePoints)}
 }
 
@@ -260,95 +271,24 @@ type read struct {
 }
 
 func (x *Index) scan(ctx context.Context, st *ScanStats) error {
-	now := x.opts.Now()
-	windowStart := now.Add(-x.opts.Window).UTC().Truncate(24 * time.Hour)
+	windowStart := x.windowStart()
 	var reads []read
-	newest := map[string]storagepool.ObjectInfo{} // newest inventory key by device
-	err := x.each(ctx, "devices/", st, func(o storagepool.ObjectInfo) {
-		id, rest, ok := strings.Cut(strings.TrimPrefix(o.Key, "devices/"), "/")
-		if !ok || id == "" {
-			return
+	// A listing shows every inventory of a device: only the newest is read. Token uses are counted afresh.
+	seen := &listing{newest: map[string]storagepool.ObjectInfo{}, uses: map[string]int{}}
+	for _, prefix := range scannedPrefixes {
+		if err := x.each(ctx, prefix, st, func(o storagepool.ObjectInfo) {
+			reads = append(reads, x.consider(o, windowStart, seen)...)
+		}); err != nil {
+			return err
 		}
-		x.mu.Lock()
-		defer x.mu.Unlock()
-		if x.badLocked(o) {
-			return
-		}
-		d := x.deviceLocked(id)
-		switch {
-		case rest == "device.json":
-			if o.ETag != d.EnrollETag {
-				etag := o.ETag
-				reads = append(reads, read{key: o.Key, limit: maxSmallObject, apply: func(data []byte) { x.applyEnrollment(id, etag, data) }})
-			}
-		case strings.HasPrefix(rest, "inventory/"):
-			if o.Key > newest[id].Key {
-				newest[id] = o
-			}
-		case strings.HasPrefix(rest, "records/"):
-			if o.LastModified.After(d.LastSeen) {
-				d.LastSeen = o.LastModified.UTC()
-			}
-			day, ok := keyDay(rest)
-			if _, done := d.Batches[o.Key]; ok && !done && !day.Before(windowStart) {
-				key := o.Key
-				reads = append(reads, read{key: key, limit: maxBatchBytes, apply: func(data []byte) { x.applyBatch(id, key, day, data) }})
-			}
-		}
-	})
-	if err != nil {
-		return err
 	}
 	x.mu.Lock()
-	for id, o := range newest {
-		if d := x.devices[id]; d != nil && o.Key != d.InventoryKey {
-			key := o.Key
-			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyInventory(id, key, data) }})
+	for id, o := range seen.newest {
+		if d := x.devices[id]; d != nil && o.Key > d.InventoryKey {
+			reads = append(reads, x.inventoryRead(id, o.Key))
 		}
 	}
 	x.mu.Unlock()
-
-	if err := x.each(ctx, "questions/", st, func(o storagepool.ObjectInfo) {
-		rest := strings.TrimPrefix(o.Key, "questions/")
-		id, file, ok := strings.Cut(rest, "/")
-		qid, isJSON := strings.CutSuffix(file, ".json")
-		if !ok || !isJSON || strings.Contains(qid, "/") {
-			return
-		}
-		x.mu.RLock()
-		q := x.questions[id+"/"+qid]
-		known := (q != nil && q.Text != "") || x.badLocked(o) // an answer may have come first
-		x.mu.RUnlock()
-		if !known {
-			stored := o.LastModified.UTC()
-			reads = append(reads, read{key: o.Key, limit: maxSmallObject, apply: func(data []byte) { x.applyQuestion(id, qid, stored, data) }})
-		}
-	}); err != nil {
-		return err
-	}
-	if err := x.each(ctx, "answers/", st, func(o storagepool.ObjectInfo) {
-		x.mu.RLock()
-		known := x.answers[o.Key]
-		x.mu.RUnlock()
-		if !known {
-			key := o.Key
-			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyAnswer(key, data) }})
-		}
-	}); err != nil {
-		return err
-	}
-	if err := x.each(ctx, StaffPrefix, st, func(o storagepool.ObjectInfo) {
-		x.mu.RLock()
-		e := x.staff[o.Key]
-		bad := x.badLocked(o)
-		x.mu.RUnlock()
-		if e.ETag != o.ETag && !bad {
-			key, etag := o.Key, o.ETag
-			reads = append(reads, read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyStaff(key, etag, data) }})
-		}
-	}); err != nil {
-		return err
-	}
 
 	st.Listing = x.opts.Now().Sub(st.At)
 	if err := x.readAll(ctx, reads); err != nil {
@@ -356,10 +296,114 @@ func (x *Index) scan(ctx context.Context, st *ScanStats) error {
 	}
 	st.Read = len(reads)
 	x.mu.Lock()
+	x.tokenUses = seen.uses
 	x.pruneLocked(windowStart)
 	x.countQuestionsLocked()
 	x.mu.Unlock()
 	return nil
+}
+
+// scannedPrefixes are the parts of the bucket the index reads.
+var scannedPrefixes = []string{"devices/", "questions/", "answers/", StaffPrefix, "enrollment/"}
+
+func (x *Index) windowStart() time.Time {
+	return x.opts.Now().Add(-x.opts.Window).UTC().Truncate(24 * time.Hour)
+}
+
+// listing is what a scan gathers across a whole listing; nil for objects that come one by one (follow).
+type listing struct {
+	newest map[string]storagepool.ObjectInfo // the newest inventory of each device
+	uses   map[string]int                    // uses by token ID
+}
+
+// consider notes a listed (or just written) object and returns the reads it needs: only objects the index has
+// not read, or that changed since.
+func (x *Index) consider(o storagepool.ObjectInfo, windowStart time.Time, seen *listing) []read {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.badLocked(o) {
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(o.Key, "devices/"):
+		return x.considerDeviceLocked(o, windowStart, seen)
+	case strings.HasPrefix(o.Key, "questions/"):
+		id, file, ok := strings.Cut(strings.TrimPrefix(o.Key, "questions/"), "/")
+		qid, isJSON := strings.CutSuffix(file, ".json")
+		if !ok || !isJSON || strings.Contains(qid, "/") {
+			return nil
+		}
+		if q := x.questions[id+"/"+qid]; q != nil && q.Text != "" { // an answer may have come first
+			return nil
+		}
+		stored := o.LastModified.UTC()
+		return []read{{key: o.Key, limit: maxSmallObject, apply: func(data []byte) { x.applyQuestion(id, qid, stored, data) }}}
+	case strings.HasPrefix(o.Key, "answers/"):
+		if x.answers[o.Key] {
+			return nil
+		}
+		key := o.Key
+		return []read{{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyAnswer(key, data) }}}
+	case strings.HasPrefix(o.Key, StaffPrefix):
+		if x.staff[o.Key].ETag == o.ETag {
+			return nil
+		}
+		key, etag := o.Key, o.ETag
+		return []read{{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyStaff(key, etag, data) }}}
+	case strings.HasPrefix(o.Key, enrolltoken.UsesPrefix):
+		if id, _, ok := strings.Cut(strings.TrimPrefix(o.Key, enrolltoken.UsesPrefix), "/"); ok {
+			if seen != nil {
+				seen.uses[id]++
+			} else {
+				x.tokenUses[id]++
+			}
+		}
+	case strings.HasPrefix(o.Key, enrolltoken.TokensPrefix):
+		if x.tokens[o.Key].ETag == o.ETag {
+			return nil
+		}
+		key, etag := o.Key, o.ETag
+		return []read{{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyToken(key, etag, data) }}}
+	}
+	return nil
+}
+
+// considerDeviceLocked is consider for a device's objects; x.mu is held.
+func (x *Index) considerDeviceLocked(o storagepool.ObjectInfo, windowStart time.Time, seen *listing) []read {
+	id, rest, ok := strings.Cut(strings.TrimPrefix(o.Key, "devices/"), "/")
+	if !ok || id == "" {
+		return nil
+	}
+	d := x.deviceLocked(id)
+	switch {
+	case rest == "device.json":
+		if o.ETag != d.EnrollETag {
+			etag := o.ETag
+			return []read{{key: o.Key, limit: maxSmallObject, apply: func(data []byte) { x.applyEnrollment(id, etag, data) }}}
+		}
+	case strings.HasPrefix(rest, "inventory/"):
+		if seen != nil {
+			if o.Key > seen.newest[id].Key {
+				seen.newest[id] = o
+			}
+		} else if o.Key > d.InventoryKey {
+			return []read{x.inventoryRead(id, o.Key)}
+		}
+	case strings.HasPrefix(rest, "records/"):
+		if o.LastModified.After(d.LastSeen) {
+			d.LastSeen = o.LastModified.UTC()
+		}
+		day, ok := keyDay(rest)
+		if _, done := d.Batches[o.Key]; ok && !done && !day.Before(windowStart) {
+			key := o.Key
+			return []read{{key: key, limit: maxBatchBytes, apply: func(data []byte) { x.applyBatch(id, key, day, data) }}}
+		}
+	}
+	return nil
+}
+
+func (x *Index) inventoryRead(id, key string) read {
+	return read{key: key, limit: maxSmallObject, apply: func(data []byte) { x.applyInventory(id, key, data) }}
 }
 
 // each pages through the keys under prefix.
@@ -477,6 +521,9 @@ func (x *Index) applyInventory(id, key string, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d := x.deviceLocked(id)
+	if key <= d.InventoryKey {
+		return // a newer one was read meanwhile
+	}
 	d.InventoryKey, d.Inventory, d.InventoryAt = key, inv, rec.Time.UTC()
 	if inv.AgentVersion != "" {
 		d.AgentVersion = inv.AgentVersion
@@ -605,6 +652,51 @@ func (x *Index) applyStaff(key, etag string, data []byte) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.staff[key] = staffEntry{ETag: etag, Account: a}
+}
+
+func (x *Index) applyToken(key, etag string, data []byte) {
+	var r enrolltoken.Record
+	if json.Unmarshal(data, &r) != nil || enrolltoken.Key(r.ID) != key {
+		x.log.Warn("Skipping an enrollment token record that does not match its key", "key", key)
+		x.markBad(key, etag)
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.tokens[key] = tokenEntry{ETag: etag, Record: r}
+}
+
+// NoteToken puts a token record this replica stored into the index at once.
+func (x *Index) NoteToken(r enrolltoken.Record, etag string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.tokens[enrolltoken.Key(r.ID)] = tokenEntry{ETag: etag, Record: r}
+}
+
+// Token is an enrollment token with the devices it enrolled.
+type Token struct {
+	enrolltoken.Record
+	Uses int
+}
+
+// Tokens returns the staff-made enrollment tokens, newest first.
+func (x *Index) Tokens() []Token {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]Token, 0, len(x.tokens))
+	for _, e := range x.tokens {
+		out = append(out, Token{Record: e.Record, Uses: x.tokenUses[e.Record.ID]})
+	}
+	slices.SortFunc(out, func(a, b Token) int { return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	return out
+}
+
+// TokenByID returns one token and the ETag it was read with.
+func (x *Index) TokenByID(id string) (Token, string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	e, ok := x.tokens[enrolltoken.Key(id)]
+	return Token{Record: e.Record, Uses: x.tokenUses[id]}, e.ETag, ok
 }
 
 // NoteAnswer puts an answer this replica stored into the index at once, so that the page it returns to shows it.

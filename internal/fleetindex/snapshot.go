@@ -38,6 +38,7 @@ type snapshot struct {
 	Questions []*Question
 	Answers   []string
 	Staff     map[string]staffEntry
+	Tokens    map[string]tokenEntry
 	Bad       map[string]string
 }
 
@@ -53,7 +54,8 @@ func (x *Index) SaveSnapshot(ctx context.Context, w Writer) error {
 		x.mu.RUnlock()
 		return nil
 	}
-	s := snapshot{Version: snapshotVersion, At: x.opts.Now().UTC(), Window: x.opts.Window, Staff: maps.Clone(x.staff), Bad: maps.Clone(x.bad)}
+	s := snapshot{Version: snapshotVersion, At: x.opts.Now().UTC(), Window: x.opts.Window, Staff: maps.Clone(x.staff),
+		Tokens: maps.Clone(x.tokens), Bad: maps.Clone(x.bad)}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	for _, d := range x.devices {
@@ -125,6 +127,7 @@ func (x *Index) LoadSnapshot(ctx context.Context) (bool, error) {
 		x.answers[k] = true
 	}
 	maps.Copy(x.staff, s.Staff)
+	maps.Copy(x.tokens, s.Tokens)
 	maps.Copy(x.bad, s.Bad)
 	x.pruneLocked(x.opts.Now().Add(-x.opts.Window).UTC().Truncate(24 * time.Hour))
 	x.countQuestionsLocked()

@@ -45,9 +45,9 @@ type Device struct {
 // enroll answers POST /v1/enroll: it checks the tenant's enrollment token, decides which identity the request
 // gets (protocol/devicekey.go), writes the device's record durably and only then issues the credential.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	if !s.enrollmentTokenOK(r) {
-		s.refuseUnread(w, info, &protocol.RequestError{Status: http.StatusUnauthorized, Code: "invalid_enrollment_token",
-			Message: "Authorization: Bearer <the tenant's enrollment token> is required"})
+	grant, rerr := s.presentedToken(r)
+	if rerr != nil {
+		s.refuseUnread(w, info, rerr)
 		return
 	}
 	req, rerr := decodeEnroll(r)
@@ -61,6 +61,15 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		return
 	}
 	defer release()
+	token, rerr, err := s.tokenRecord(r.Context(), grant)
+	if err != nil {
+		s.unavailable(w, info, err)
+		return
+	}
+	if rerr != nil {
+		s.fail(w, info, rerr)
+		return
+	}
 	id, err := s.identify(r.Context(), req)
 	if err != nil {
 		var re *protocol.RequestError
@@ -73,6 +82,17 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		return
 	}
 	info.device = id.deviceID
+	if id.prev == nil {
+		rerr, err := s.admitNewDevice(r.Context(), token)
+		if err != nil {
+			s.unavailable(w, info, err)
+			return
+		}
+		if rerr != nil {
+			s.fail(w, info, rerr)
+			return
+		}
+	}
 	if id.reason != "" {
 		s.log.Info("Enrolling as a new device", "requestedDeviceId", req.DeviceID, "deviceId", id.deviceID, "reason", id.reason)
 	}
@@ -112,6 +132,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		return
 	}
 	s.metrics.bytesStored.WithLabelValues("device").Add(float64(len(data)))
+	if id.prev == nil {
+		s.recordUse(r.Context(), token, id.deviceID)
+	}
 	s.ok(w, info, protocol.EnrollResponse{DeviceID: id.deviceID, Credential: credential,
 		ExpiresAt: time.Unix(claims.ExpiresAt, 0).UTC(), Endpoints: s.cfg.IngestEndpoints})
 }

@@ -264,8 +264,14 @@ func containsAny(s string, subs ...string) string {
 // with a signature. It returns the final answer.
 func (h *harness) enrollWithKey(req protocol.EnrollRequest, key ed25519.PrivateKey) response {
 	h.t.Helper()
+	return h.enrollWithToken(testEnrollmentToken, req, key)
+}
+
+// enrollWithToken is enrollWithKey with another enrollment token.
+func (h *harness) enrollWithToken(token string, req protocol.EnrollRequest, key ed25519.PrivateKey) response {
+	h.t.Helper()
 	req.PublicKey = protocol.EncodeKey(key.Public().(ed25519.PublicKey))
-	r := h.do(http.MethodPost, protocol.PathEnroll, testEnrollmentToken, mustJSON(h.t, req), nil)
+	r := h.do(http.MethodPost, protocol.PathEnroll, token, mustJSON(h.t, req), nil)
 	if r.status != http.StatusUnauthorized {
 		return r
 	}
@@ -276,7 +282,7 @@ func (h *harness) enrollWithKey(req protocol.EnrollRequest, key ed25519.PrivateK
 	}
 	require.NotEmpty(h.t, e.Challenge)
 	req.Challenge, req.Signature = e.Challenge, protocol.SignProof(key, req.DeviceID, e.Challenge)
-	return h.do(http.MethodPost, protocol.PathEnroll, testEnrollmentToken, mustJSON(h.t, req), nil)
+	return h.do(http.MethodPost, protocol.PathEnroll, token, mustJSON(h.t, req), nil)
 }
 
 func enrolled(t testing.TB, r response) protocol.EnrollResponse {

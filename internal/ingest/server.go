@@ -1,9 +1,9 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +30,7 @@ type Server struct {
 	admission *admission
 	signer    protocol.Signer
 	tokenHash [sha256.Size]byte
+	agents    *agentDownloads
 	limiter   *limiter
 	metrics   *metrics
 	log       *slog.Logger
@@ -92,6 +93,10 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, limits{body: s.limits.MaxBodyBytes + 1, read: batchRead, write: batchRead + storageWriteTimeout}, s.batches))
 	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, limits{read: shortReadTimeout, write: storageWriteTimeout}, s.answers))
 	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.endpoints))
+	s.agents = &agentDownloads{dir: cmp.Or(cfg.AgentDir, DefaultAgentDir)}
+	mux.Handle("/downloads/", s.route("downloads", http.MethodGet, limits{read: shortReadTimeout, write: downloadWriteTimeout}, s.download))
+	mux.Handle("/install.sh", s.route("install", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.installScript("install.sh")))
+	mux.Handle("/install.ps1", s.route("install", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.installScript("install.ps1")))
 	webserver.HealthHandlers(mux, s.pool)
 	webserver.MetricsHandler(mux, reg)
 	mux.Handle("/", s.route("other", "", limits{read: shortReadTimeout, write: shortReadTimeout}, func(w http.ResponseWriter, _ *http.Request, info *requestInfo) {
@@ -243,14 +248,6 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	token = strings.TrimSpace(token)
 	return token, token != ""
-}
-
-// enrollmentTokenOK compares the presented token with the tenant's in constant time (hashes first, so that
-// not even the length leaks).
-func (s *Server) enrollmentTokenOK(r *http.Request) bool {
-	token, ok := bearer(r)
-	got := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1 && ok
 }
 
 // authenticate verifies the request's device credential.
