@@ -64,6 +64,8 @@ vet: ## Run go vet.
 build: ## Build the supportstack and supportstack-agent binaries into bin/.
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack ./cmd/supportstack
 	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack-agent ./cmd/supportstack-agent
+	@# The agent ingest serves for this machine's platform (the image carries all six, see Dockerfile).
+	mkdir -p $(LOCALBIN)/agents && cp $(LOCALBIN)/supportstack-agent $(LOCALBIN)/agents/supportstack-agent-$$(go env GOOS)-$$(go env GOARCH)$$(go env GOEXE)
 
 .PHONY: run
 run: manifests ## Run the operator against the cluster of $KUBECONFIG.

@@ -29,7 +29,7 @@ type Config struct {
 	// IngestEndpoints are this tenant's public ingest URLs, preferred first, handed to agents by enroll and
 	// GET /v1/endpoints. Empty: agents keep the endpoints they have.
 	IngestEndpoints []string
-	// AgentDir holds the agent binaries served at /downloads/ (DefaultAgentDir).
+	// AgentDir holds the agent binaries served at /downloads/ (DefaultAgentDir()).
 	AgentDir string
 	// MaxRecordsPerSecond is each device's sustained record rate; 0 turns the limit off.
 	MaxRecordsPerSecond float64
@@ -107,7 +107,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		c.IngestEndpoints = splitList(s)
 		return nil
 	})
-	fs.StringVar(&c.AgentDir, "agent-dir", DefaultAgentDir, "folder of the agent binaries served at /downloads/ (supportstack-agent-<os>-<arch>[.exe])")
+	fs.StringVar(&c.AgentDir, "agent-dir", "", "folder of the agent binaries served at /downloads/ (supportstack-agent-<os>-<arch>[.exe]; default: agents/ beside this binary)")
 	fs.Float64Var(&c.MaxRecordsPerSecond, "max-records-per-second", DefaultMaxRecordsPerSecond, "records per second each device may send (token bucket; 0: no limit)")
 	fs.IntVar(&c.RecordsBurst, "records-burst", DefaultRecordsBurst, "records a device may send at once beyond its rate")
 	fs.IntVar(&c.DrainRecordsPerSecond, "drain-records-per-second", DefaultDrainRecordsPerSecond, "records per second agents with a backlog are asked to keep to (0: no limit)")

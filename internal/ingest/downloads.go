@@ -25,8 +25,15 @@ import (
 // here needs a credential: the binaries are not secret, and the enrollment token travels in the install command
 // that staff copy from the dashboard, never through these URLs.
 
-// DefaultAgentDir is where the image keeps the agent binaries.
-const DefaultAgentDir = "/agents"
+// DefaultAgentDir is where the agent binaries are looked for: the folder "agents" beside this binary, which is
+// /agents in the image (the binary is /supportstack) and bin/agents where `make build` puts them.
+func DefaultAgentDir() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "/agents"
+	}
+	return filepath.Join(filepath.Dir(self), "agents")
+}
 
 // downloadWriteTimeout bounds sending one download.
 const downloadWriteTimeout = 10 * time.Minute

@@ -93,7 +93,7 @@ func New(cfg Config, reg *prometheus.Registry) (*Server, error) {
 	mux.Handle(protocol.PathBatches, s.route("batches", http.MethodPost, limits{body: s.limits.MaxBodyBytes + 1, read: batchRead, write: batchRead + storageWriteTimeout}, s.batches))
 	mux.Handle(protocol.PathAnswers, s.route("answers", http.MethodGet, limits{read: shortReadTimeout, write: storageWriteTimeout}, s.answers))
 	mux.Handle(protocol.PathEndpoints, s.route("endpoints", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.endpoints))
-	s.agents = &agentDownloads{dir: cmp.Or(cfg.AgentDir, DefaultAgentDir)}
+	s.agents = &agentDownloads{dir: cmp.Or(cfg.AgentDir, DefaultAgentDir())}
 	mux.Handle("/downloads/", s.route("downloads", http.MethodGet, limits{read: shortReadTimeout, write: downloadWriteTimeout}, s.download))
 	mux.Handle("/install.sh", s.route("install", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.installScript("install.sh")))
 	mux.Handle("/install.ps1", s.route("install", http.MethodGet, limits{read: shortReadTimeout, write: shortReadTimeout}, s.installScript("install.ps1")))
