@@ -13,7 +13,7 @@ import (
 	"github.com/supportstack/supportstack/agent/questions"
 )
 
-func cmdAsk(args []string, stdout, stderr io.Writer) error {
+func cmdAsk(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlagSet("ask", stderr)
 	wait := fs.Duration("wait", 0, "wait up to this long for the question to be delivered")
 	pos, err := parse(fs, args)
@@ -46,7 +46,7 @@ func cmdAsk(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()

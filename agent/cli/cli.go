@@ -2,6 +2,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,8 +34,10 @@ func version() string {
 const usage = `supportstack-agent reports this PC's technical data and its user's questions to the support service.
 
 Usage:
-  supportstack-agent enroll --url URL --token TOKEN   enroll this PC (token also from --token-file or $SUPPORTSTACK_ENROLL_TOKEN)
-  supportstack-agent run                             run the agent (collectors, question intake, sender)
+  supportstack-agent enroll --url URL --token TOKEN   enroll this PC (token also from --token-file or $SUPPORTSTACK_ENROLL_TOKEN;
+                                                     URL and token default to ingest_urls and enrollment_token of the config file)
+  supportstack-agent run                             run the agent (collectors, question intake, sender); not enrolled yet, it
+                                                     enrolls by itself with ingest_urls and enrollment_token of the config file
   supportstack-agent ask [--wait DURATION] "TEXT"    ask a question; prints its ID and delivery state
   supportstack-agent status [--json]                 show enrollment, spool, delivery, pending questions and answers
   supportstack-agent version
@@ -48,6 +51,12 @@ Flags of every command:
 
 // Main runs the command line and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainContext(context.Background(), args, stdout, stderr)
+}
+
+// MainContext is Main with a context: ending it stops "run" as SIGTERM does (and "enroll", "ask --wait" as
+// Ctrl-C does).
+func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -56,11 +65,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "enroll":
-		err = cmdEnroll(rest, stdout, stderr)
+		err = cmdEnroll(ctx, rest, stdout, stderr)
 	case "run":
-		err = cmdRun(rest, stdout, stderr)
+		err = cmdRun(ctx, rest, stdout, stderr)
 	case "ask":
-		err = cmdAsk(rest, stdout, stderr)
+		err = cmdAsk(ctx, rest, stdout, stderr)
 	case "status":
 		err = cmdStatus(rest, stdout, stderr)
 	case "version", "--version", "-version":
@@ -109,8 +118,12 @@ Default state directory: %s
 
 `, config.DefaultConfigFile(env), config.DefaultStateDir(env))
 	def := config.Default()
+	width := 0
 	for _, k := range config.Keys() {
-		fmt.Fprintf(w, "  %-28s %s (default %q)\n", k, config.Help(k), def.Get(k))
+		width = max(width, len(k))
+	}
+	for _, k := range config.Keys() {
+		fmt.Fprintf(w, "  %-*s %s (default %q)\n", width+2, k, config.Help(k), def.Get(k))
 	}
 }
 
@@ -139,6 +152,15 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *common) {
 func (c *common) addConfigFlags(fs *flag.FlagSet) {
 	for _, k := range config.Keys() {
 		if k == "state_dir" || k == "log_level" {
+			continue
+		}
+		if config.IsSecret(k) {
+			// The flag package would quote a refused value in its error: the value is checked in resolve,
+			// whose error does not.
+			fs.Func(strings.ReplaceAll(k, "_", "-"), config.Help(k)+" (visible in the process list: prefer the config file)", func(v string) error {
+				c.sets = append(c.sets, [2]string{k, v})
+				return nil
+			})
 			continue
 		}
 		fs.Func(strings.ReplaceAll(k, "_", "-"), config.Help(k), func(v string) error {

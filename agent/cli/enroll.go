@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,9 +15,9 @@ import (
 	"github.com/supportstack/supportstack/agent/enroll"
 )
 
-func cmdEnroll(args []string, stdout, stderr io.Writer) error {
+func cmdEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlagSet("enroll", stderr)
-	url := fs.String("url", "", "ingest URL to enroll at")
+	url := fs.String("url", "", "ingest URL to enroll at (default: ingest_urls of the config file, in order)")
 	token := fs.String("token", "", "enrollment token (visible to other users in the process list: prefer --token-file)")
 	tokenFile := fs.String("token-file", "", "file holding the enrollment token")
 	newDevice := fs.Bool("new-device", false, "enroll as a new device even when already enrolled")
@@ -40,11 +39,20 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	if tok == "" {
 		tok = os.Getenv("SUPPORTSTACK_ENROLL_TOKEN")
 	}
-	if *url == "" || tok == "" {
-		return errors.New("--url and a token (--token, --token-file or $SUPPORTSTACK_ENROLL_TOKEN) are required")
+	if tok == "" && (r.cfg.EnrollmentToken != "" || r.cfg.EnrollmentTokenFile != "") {
+		if tok, err = r.cfg.Token(); err != nil {
+			return err
+		}
 	}
-	if err := client.ValidateEndpoints([]string{*url}); err != nil {
-		return fmt.Errorf("--url: %w", err)
+	urls := r.cfg.IngestURLs
+	if *url != "" {
+		if err := client.ValidateEndpoints([]string{*url}); err != nil {
+			return fmt.Errorf("--url: %w", err)
+		}
+		urls = []string{*url}
+	}
+	if len(urls) == 0 || tok == "" {
+		return errors.New("--url (or ingest_urls in the config file) and a token (--token, --token-file, $SUPPORTSTACK_ENROLL_TOKEN, or enrollment_token or enrollment_token_file in the config file) are required")
 	}
 
 	lay := config.Layout{Root: r.stateDir}
@@ -71,37 +79,25 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, enrollPatience)
 	defer cancel()
 	hc := client.NewHTTPClient(r.cfg.ConnectTimeout, r.cfg.RequestTimeout)
+	defer hc.CloseIdleConnections()
 	cl := &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + version()}
-	st, err := enrollPaced(ctx, cl, *url, tok, &base, stderr)
+	st, err := enrollPaced(ctx, cl, urls, tok, &base, stderr)
 	if err != nil {
 		return err
 	}
-	st.URL = *url
 	// The endpoint list and the drain rate come from GET /v1/endpoints; the daemon fetches them again if this
 	// fails.
-	for _, ep := range st.Endpoints {
-		resp, err := cl.Endpoints(ctx, ep, st.Credential)
-		if err != nil {
-			r.log.Info("Cannot fetch the endpoint list", "endpoint", ep, "err", err)
-			continue
-		}
-		// An empty list means "keep yours".
-		if len(resp.Endpoints) > 0 {
-			st.Endpoints = resp.Endpoints
-		}
-		st.MaxRecordsPerSecond, st.EndpointsRefreshedAt = resp.MaxRecordsPerSecond, time.Now().UTC()
-		break
-	}
+	enroll.FetchEndpoints(ctx, cl, &st, time.Now().UTC(), r.log)
 	if err := enroll.Save(lay.Enrollment(), st); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Enrolled device %s\nCredential valid until %s\nEndpoints: %s\nState directory: %s\n",
-		st.DeviceID, st.ExpiresAt.UTC().Format(time.RFC3339), strings.Join(st.Endpoints, ", "), r.stateDir)
+	fmt.Fprintf(stdout, "Enrolled device %s at %s\nCredential valid until %s\nEndpoints: %s\nState directory: %s\n",
+		st.DeviceID, st.URL, st.ExpiresAt.UTC().Format(time.RFC3339), strings.Join(st.Endpoints, ", "), r.stateDir)
 	if enrolled {
 		fmt.Fprintln(stdout, "Restart a running agent to use the new enrollment.")
 	}
@@ -111,21 +107,26 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 // enrollPatience is how long "enroll" keeps trying while the server asks it to come back later.
 const enrollPatience = 2 * time.Minute
 
-// enrollPaced enrolls, and when the server is busy or its storage is out (429, 503 with Retry-After) waits as
-// long as it says and tries again, until ctx ends: a whole office enrolling at the same minute is admitted at
-// the server's pace instead of failing.
-func enrollPaced(ctx context.Context, cl *client.Client, url, token string, prev *enroll.State, stderr io.Writer) (enroll.State, error) {
+// enrollPaced enrolls at the first of urls that takes the enrollment (enroll.Try), and when the server is busy
+// or its storage is out (429, 503, or any other answer but a refusal, with Retry-After) waits as long as it says
+// and tries again, until ctx ends: a whole office enrolling at the same minute is admitted at the server's pace
+// instead of failing. "run" enrolls with the same enroll.Try, and keeps trying (daemon/enroll.go).
+func enrollPaced(ctx context.Context, cl *client.Client, urls []string, token string, prev *enroll.State, stderr io.Writer) (enroll.State, error) {
 	for {
-		st, err := enroll.Enroll(ctx, cl, url, token, prev, version(), time.Now().UTC())
-		se := client.AsStatus(err)
-		if err == nil || se == nil || se.RetryAfter <= 0 || (se.Status != http.StatusTooManyRequests && se.Status != http.StatusServiceUnavailable) {
+		st, err := enroll.Try(ctx, cl, urls, token, prev, version(), time.Now().UTC())
+		var re *enroll.RoundError
+		if err == nil || !errors.As(err, &re) || re.Refused || re.RetryAfter <= 0 {
 			return st, err
 		}
-		fmt.Fprintf(stderr, "The server is busy (%s): trying again in %s\n", se.Code, se.RetryAfter)
+		code := ""
+		if se := client.AsStatus(err); se != nil {
+			code = se.Code
+		}
+		fmt.Fprintf(stderr, "The server is busy (%s): trying again in %s\n", code, re.RetryAfter)
 		select {
 		case <-ctx.Done():
 			return st, err
-		case <-time.After(se.RetryAfter):
+		case <-time.After(re.RetryAfter):
 		}
 	}
 }

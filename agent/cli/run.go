@@ -12,7 +12,7 @@ import (
 	"github.com/supportstack/supportstack/agent/daemon"
 )
 
-func cmdRun(args []string, _, stderr io.Writer) error {
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs, c := newFlagSet("run", stderr)
 	c.addConfigFlags(fs)
 	if err := parseNoArgs(fs, args); err != nil {
@@ -34,7 +34,7 @@ func cmdRun(args []string, _, stderr io.Writer) error {
 			}
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return daemon.Run(ctx, daemon.Options{
 		Config:       r.cfg,

@@ -23,8 +23,11 @@ import (
 type Report struct {
 	StateDir   string          `json:"stateDir"`
 	Enrollment *EnrollmentInfo `json:"enrollment,omitempty"`
-	// EnrollmentError says why the enrollment could not be read ("not enrolled", permission denied).
+	// EnrollmentError says why the enrollment could not be read ("not enrolled", permission denied), or, while
+	// the daemon enrolls the device by itself, why it is not enrolled yet ("not enrolled yet: <reason>").
 	EnrollmentError string `json:"enrollmentError,omitempty"`
+	// EnrollmentNextAttempt is when the running daemon tries to enroll again.
+	EnrollmentNextAttempt time.Time `json:"enrollmentNextAttempt,omitzero"`
 	// Daemon is "running", "stopped" or "unknown" (the spool could not be inspected).
 	Daemon    string `json:"daemon"`
 	DaemonPID int    `json:"daemonPid,omitempty"`
@@ -98,7 +101,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 func collectStatus(r resolved) (Report, error) {
 	lay := config.Layout{Root: r.stateDir}
 	rep := Report{StateDir: r.stateDir, Daemon: "unknown", Questions: []QuestionInfo{}, Answers: []AnswerInfo{}}
-	if st, err := enroll.Load(lay.Enrollment()); err != nil {
+	st, loadErr := enroll.Load(lay.Enrollment())
+	if err := loadErr; err != nil {
 		if errors.Is(err, enroll.ErrNotEnrolled) {
 			rep.EnrollmentError = "not enrolled"
 		} else {
@@ -127,9 +131,19 @@ func collectStatus(r resolved) (Report, error) {
 		if rep.Daemon == "running" {
 			rep.DaemonPID = snap.PID
 		}
-		s := snap.Sender
-		rep.Sender = &s
-		rep.Rejected = s.Rejected
+		if e := snap.Enrolling; e != nil {
+			// The daemon enrolls the device by itself and has not yet: no sender ran, but there is a reason.
+			if errors.Is(loadErr, enroll.ErrNotEnrolled) {
+				rep.EnrollmentError = "not enrolled yet: " + e.Reason
+				if rep.Daemon == "running" {
+					rep.EnrollmentNextAttempt = e.NextAttempt
+				}
+			}
+		} else {
+			s := snap.Sender
+			rep.Sender = &s
+			rep.Rejected = s.Rejected
+		}
 	}
 	if rs, err := sender.ReadRejected(lay.Rejected()); err == nil {
 		rep.Rejected = nil
@@ -189,7 +203,10 @@ func printStatus(w io.Writer, rep Report, now time.Time) {
 			row("Drain rate", "at most %d records/s", e.MaxRecordsPerSecond)
 		}
 	} else {
-		row("Device", "%s", rep.EnrollmentError)
+		row("Device", "%s", inertLine(rep.EnrollmentError))
+		if !rep.EnrollmentNextAttempt.IsZero() {
+			row("Next enrollment attempt", "%s", when(rep.EnrollmentNextAttempt, now))
+		}
 	}
 	switch {
 	case rep.Daemon == "running" && rep.DaemonPID != 0:

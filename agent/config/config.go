@@ -5,6 +5,9 @@
 // anything after " #" are ignored; durations use Go syntax ("90s", "10m", "1h"); sizes are bytes with an optional KiB, MiB or GiB
 // suffix. Unknown keys are an error, so a typo does not go unnoticed. Every key is also a flag of the same
 // name with '-' for '_' (perf_interval → --perf-interval), and a flag wins over the file.
+//
+// ingest_urls with enrollment_token (or enrollment_token_file) let "run" enroll the device by itself on its first
+// start; they are not used once the device is enrolled (the enrollment in the state directory wins).
 package config
 
 import (
@@ -12,13 +15,42 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
+
+// Secret is a value that must never be printed: fmt and log/slog show it as [redacted] (or nothing when it is
+// empty). Reveal returns the value itself, for the one place that sends it.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String is [redacted] for a secret that is set.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue keeps log/slog from printing the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText keeps encoders (JSON and others) from writing the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Config is everything the agent can be told.
 type Config struct {
@@ -26,6 +58,17 @@ type Config struct {
 	StateDir string
 	// LogLevel is "error", "warn" (default), "info" or "debug".
 	LogLevel string
+
+	// IngestURLs are the ingest base URLs "run" enrolls at when the device is not enrolled yet, in order of
+	// preference (a replicated workspace has one per cluster). Unused once enrolled: the server's endpoint list
+	// takes over.
+	IngestURLs []string
+	// EnrollmentToken is the token "run" enrolls with when the device is not enrolled yet; EnrollmentTokenFile a
+	// file holding it instead. At most one of them is set.
+	EnrollmentToken     Secret
+	EnrollmentTokenFile string
+	// RefusedEnrollmentRetryInterval is how often "run" tries again to enroll with a token the server refused.
+	RefusedEnrollmentRetryInterval time.Duration
 
 	// InventoryInterval is how often the inventory is sent even when unchanged; InventoryCheckInterval how
 	// often it is read to see whether it changed.
@@ -80,6 +123,8 @@ func Default() Config {
 		EndpointsRefreshInterval: time.Hour,
 		ConnectTimeout:           5 * time.Second,
 		RequestTimeout:           30 * time.Second,
+
+		RefusedEnrollmentRetryInterval: 10 * time.Minute,
 	}
 }
 
@@ -87,6 +132,8 @@ type field struct {
 	help string
 	set  func(c *Config, v string) error
 	get  func(c *Config) string
+	// secret values are never quoted in errors; Get shows them redacted.
+	secret bool
 }
 
 func durationField(help string, p func(*Config) *time.Duration) field {
@@ -149,6 +196,37 @@ var fields = map[string]field{
 		},
 		get: func(c *Config) string { return c.LogLevel },
 	},
+	"ingest_urls": {
+		help: "comma-separated ingest URLs, preferred first, that run enrolls at when the device is not enrolled yet",
+		set: func(c *Config, v string) error {
+			urls, err := parseURLs(v)
+			if err != nil {
+				return err
+			}
+			c.IngestURLs = urls
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.IngestURLs, ",") },
+	},
+	"enrollment_token": {
+		help: "token run enrolls with when the device is not enrolled yet (or enrollment_token_file)",
+		set: func(c *Config, v string) error {
+			if strings.ContainsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+				return errors.New("must not contain spaces or control characters")
+			}
+			c.EnrollmentToken = Secret(v)
+			return nil
+		},
+		get:    func(c *Config) string { return c.EnrollmentToken.String() },
+		secret: true,
+	},
+	"enrollment_token_file": {
+		help: "file holding the enrollment token (instead of enrollment_token), read when run enrolls",
+		set:  func(c *Config, v string) error { c.EnrollmentTokenFile = v; return nil },
+		get:  func(c *Config) string { return c.EnrollmentTokenFile },
+	},
+	"refused_enrollment_retry_interval": durationAtLeast("how often run tries again to enroll with a token the server refused", time.Second,
+		func(c *Config) *time.Duration { return &c.RefusedEnrollmentRetryInterval }),
 	"inventory_interval":         durationField("send the inventory at least this often", func(c *Config) *time.Duration { return &c.InventoryInterval }),
 	"inventory_check_interval":   durationField("read the inventory this often and send it when it changed", func(c *Config) *time.Duration { return &c.InventoryCheckInterval }),
 	"perf_interval":              durationField("period of performance samples", func(c *Config) *time.Duration { return &c.PerfInterval }),
@@ -182,19 +260,51 @@ func Keys() []string {
 // Help describes a key.
 func Help(key string) string { return fields[key].help }
 
-// Set applies one setting.
+// IsSecret tells whether a key's value is a secret, never to be printed.
+func IsSecret(key string) bool { return fields[key].secret }
+
+// Set applies one setting. The error names the key, and the value unless it is a secret.
 func (c *Config) Set(key, value string) error {
 	f, ok := fields[key]
 	if !ok {
 		return fmt.Errorf("unknown setting %q", key)
 	}
 	if err := f.set(c, strings.TrimSpace(value)); err != nil {
+		if f.secret {
+			return fmt.Errorf("setting %s: %w", key, err)
+		}
 		return fmt.Errorf("setting %s=%q: %w", key, value, err)
 	}
 	return nil
 }
 
-// Get returns a setting as text.
+// parseURLs reads a comma-separated list of http(s) base URLs; empty is none.
+func parseURLs(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return nil, errors.New("empty URL in the list")
+		}
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%q is not an http(s) URL", s)
+		}
+		if u.User != nil {
+			return nil, fmt.Errorf("%q holds a user name or password: the token authenticates the agent", u.Redacted())
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%q: a base URL takes no query or fragment", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Get returns a setting as text; a secret that is set is [redacted].
 func (c *Config) Get(key string) string {
 	f, ok := fields[key]
 	if !ok {
@@ -252,7 +362,38 @@ func (c *Config) Validate() error {
 	if c.SpoolSegmentBytes <= 0 || c.SpoolMaxQuestionBytes <= 0 || c.SpoolMaxTelemetryBytes <= 0 {
 		return errors.New("spool sizes must be positive")
 	}
+	if c.EnrollmentToken != "" && c.EnrollmentTokenFile != "" {
+		return errors.New("enrollment_token and enrollment_token_file are both set: keep one")
+	}
 	return nil
+}
+
+// CanEnroll tells whether "run" can enroll the device by itself: ingest_urls and a token are set.
+func (c *Config) CanEnroll() bool {
+	return len(c.IngestURLs) > 0 && (c.EnrollmentToken != "" || c.EnrollmentTokenFile != "")
+}
+
+// Token returns the enrollment token: enrollment_token, or the content of enrollment_token_file read now (so
+// that a file fixed later is picked up), without surrounding white space. The error never holds the token.
+func (c *Config) Token() (string, error) {
+	if c.EnrollmentToken != "" {
+		return c.EnrollmentToken.Reveal(), nil
+	}
+	if c.EnrollmentTokenFile == "" {
+		return "", errors.New("neither enrollment_token nor enrollment_token_file is set")
+	}
+	raw, err := os.ReadFile(c.EnrollmentTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read enrollment_token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	if tok == "" {
+		return "", fmt.Errorf("enrollment_token_file %s is empty", c.EnrollmentTokenFile)
+	}
+	if strings.ContainsFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", fmt.Errorf("enrollment_token_file %s: the token must be one line without spaces or control characters", c.EnrollmentTokenFile)
+	}
+	return tok, nil
 }
 
 // ParseSize reads a byte count with an optional KiB, MiB or GiB suffix.

@@ -1,6 +1,6 @@
 // Package daemon is the agent's "run" command: it opens the spool, starts the collectors, the inbox intake, the
 // sender and the fetching of answers, and writes a status snapshot for the "status" command, until its context
-// is cancelled.
+// is cancelled. A device not enrolled yet is enrolled first with the config's ingest_urls and token (enroll.go).
 package daemon
 
 import (
@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/supportstack/supportstack/agent/client"
@@ -38,6 +39,11 @@ type Options struct {
 const ledgerRetention = 90 * 24 * time.Hour
 
 // Run runs the agent until ctx is done. It returns nil after a clean shutdown.
+//
+// A device without an enrollment is enrolled by Run itself when the config has ingest_urls and a token
+// (enroller): meanwhile the spool takes questions and telemetry, and "status" shows why it is not enrolled yet;
+// the sender and the fetching of answers start once it is. An enrollment in the state directory always wins over
+// the config's ingest_urls and token: they are not used then.
 func Run(ctx context.Context, o Options) error {
 	cfg, log := o.Config, o.Log
 	if log == nil {
@@ -45,8 +51,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	lay := config.Layout{Root: o.StateDir}
 	st, err := enroll.Load(lay.Enrollment())
-	if err != nil {
+	enrolled := err == nil
+	switch {
+	case errors.Is(err, enroll.ErrNotEnrolled):
+		if !cfg.CanEnroll() {
+			return notEnrolled(cfg)
+		}
+	case err != nil:
 		return err
+	default:
+		noteIgnoredConfig(cfg, st, log)
 	}
 	sp, err := openSpool(ctx, lay, cfg, log)
 	if err != nil {
@@ -78,28 +92,40 @@ func Run(ctx context.Context, o Options) error {
 	hc := client.NewHTTPClient(cfg.ConnectTimeout, cfg.RequestTimeout)
 	defer hc.CloseIdleConnections()
 	cl := &client.Client{HTTP: hc, UserAgent: "supportstack-agent/" + o.AgentVersion}
-	snd := sender.New(sender.Options{
-		Spool:                    sp,
-		Client:                   cl,
-		State:                    st,
-		SaveState:                func(s enroll.State) error { return enroll.Save(lay.Enrollment(), s) },
-		AgentVersion:             o.AgentVersion,
-		RejectedDir:              lay.Rejected(),
-		OnAck:                    func(recs []protocol.Record, at time.Time) { markDelivered(ledger, recs, at, log) },
-		OnReject:                 func(r protocol.Record, reason string) { markRejected(ledger, r, reason, log) },
-		Log:                      log.With("component", "sender"),
-		BackoffMin:               cfg.BackoffMin,
-		BackoffMax:               cfg.BackoffMax,
-		PacedMax:                 cfg.RetryAfterMax,
-		RejectedRetryInterval:    cfg.RejectedRetryInterval,
-		PrimaryRetryInterval:     cfg.PrimaryRetryInterval,
-		EndpointsRefreshInterval: cfg.EndpointsRefreshInterval,
-	})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = snd.Run(ctx) })
+	// The sender exists once the device is enrolled; what is spooled before waits for it in the spool.
+	var snd atomic.Pointer[sender.Sender]
+	notify := func() {
+		if s := snd.Load(); s != nil {
+			s.Notify()
+		}
+	}
+	startSending := func(st enroll.State) {
+		s := sender.New(sender.Options{
+			Spool:                    sp,
+			Client:                   cl,
+			State:                    st,
+			SaveState:                func(s enroll.State) error { return enroll.Save(lay.Enrollment(), s) },
+			AgentVersion:             o.AgentVersion,
+			RejectedDir:              lay.Rejected(),
+			OnAck:                    func(recs []protocol.Record, at time.Time) { markDelivered(ledger, recs, at, log) },
+			OnReject:                 func(r protocol.Record, reason string) { markRejected(ledger, r, reason, log) },
+			Log:                      log.With("component", "sender"),
+			BackoffMin:               cfg.BackoffMin,
+			BackoffMax:               cfg.BackoffMax,
+			PacedMax:                 cfg.RetryAfterMax,
+			RejectedRetryInterval:    cfg.RejectedRetryInterval,
+			PrimaryRetryInterval:     cfg.PrimaryRetryInterval,
+			EndpointsRefreshInterval: cfg.EndpointsRefreshInterval,
+		})
+		snd.Store(s)
+		wg.Go(func() { _ = s.Run(ctx) })
+		poller := &answerPoller{lay: lay, client: cl, store: answers, log: log.With("component", "answers"), rand: rand.Float64}
+		wg.Go(func() { poller.loop(ctx, cfg.AnswerInterval) })
+	}
 	wg.Go(func() {
 		_ = collect.Run(ctx, collect.Options{
 			StatePath:              lay.Collect(),
@@ -112,17 +138,29 @@ func Run(ctx context.Context, o Options) error {
 				if _, err := sp.Append(spool.Telemetry, kind, t, data); err != nil {
 					return err
 				}
-				snd.Notify()
+				notify()
 				return nil
 			},
 		})
 	})
-	wg.Go(func() { intakeLoop(ctx, lay, cfg.InboxPollInterval, sp, ledger, answers, snd.Notify, log) })
-	poller := &answerPoller{lay: lay, client: cl, store: answers, log: log.With("component", "answers"), rand: rand.Float64}
-	wg.Go(func() { poller.loop(ctx, cfg.AnswerInterval) })
-	snaps := &snapshots{lay: lay, version: o.AgentVersion, sp: sp, snd: snd, log: log}
+	// Questions are taken into the spool whether or not the device is enrolled yet: the spool keeps them safe.
+	wg.Go(func() { intakeLoop(ctx, lay, cfg.InboxPollInterval, sp, ledger, answers, notify, log) })
+	snaps := &snapshots{lay: lay, version: o.AgentVersion, sp: sp, snd: &snd, log: log, kicks: make(chan struct{}, 1)}
+	if enrolled {
+		startSending(st)
+		log.Info("Agent running", "deviceId", st.DeviceID, "stateDir", o.StateDir)
+	} else {
+		enr := newEnroller(cfg, lay, cl, o.AgentVersion, log.With("component", "enroll"))
+		snaps.enr = enr
+		log.Info("Agent running, not enrolled yet: enrolling", "urls", cfg.IngestURLs, "stateDir", o.StateDir)
+		wg.Go(func() {
+			if st, ok := enr.run(ctx); ok {
+				startSending(st) // the enroller's goroutine still counts in wg: adding to it here is allowed
+				snaps.kick()
+			}
+		})
+	}
 	wg.Go(func() { snaps.loop(ctx, cfg.StatusInterval) })
-	log.Info("Agent running", "deviceId", st.DeviceID, "stateDir", o.StateDir)
 	<-ctx.Done()
 	wg.Wait()
 	snaps.write(false)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/supportstack/supportstack/agent/config"
@@ -23,6 +24,9 @@ type Snapshot struct {
 	WrittenAt time.Time     `json:"writtenAt"`
 	Spool     SpoolStats    `json:"spool"`
 	Sender    sender.Status `json:"sender"`
+	// Enrolling is set while the daemon enrolls the device by itself (it is not enrolled yet): why it is not
+	// yet. The sender's status is empty until then.
+	Enrolling *EnrollingStatus `json:"enrolling,omitempty"`
 }
 
 // SpoolStats is spool.Stats as JSON.
@@ -62,18 +66,34 @@ func ReadSnapshot(path string) (Snapshot, error) {
 	return s, nil
 }
 
-// snapshots writes the status snapshot when it changed. Used by one goroutine at a time.
+// snapshots writes the status snapshot when it changed. write is used by one goroutine at a time.
 type snapshots struct {
 	lay     config.Layout
 	version string
 	sp      *spool.Spool
-	snd     *sender.Sender
+	snd     *atomic.Pointer[sender.Sender] // holds nil until the device is enrolled
+	enr     *enroller                      // nil when the daemon started enrolled
 	log     *slog.Logger
-	last    []byte // content last written, without WrittenAt
+	last    []byte        // content last written, without WrittenAt
+	kicks   chan struct{} // asks the loop for a snapshot now; buffered (1)
+}
+
+// kick asks the loop to write a snapshot now (the device just enrolled); it never blocks.
+func (w *snapshots) kick() {
+	select {
+	case w.kicks <- struct{}{}:
+	default:
+	}
 }
 
 func (w *snapshots) write(running bool) {
-	s := Snapshot{PID: pid, Version: w.version, Running: running, Spool: StatsOf(w.sp.Stats()), Sender: w.snd.Status()}
+	s := Snapshot{PID: pid, Version: w.version, Running: running, Spool: StatsOf(w.sp.Stats())}
+	if snd := w.snd.Load(); snd != nil {
+		s.Sender = snd.Status()
+	}
+	if w.enr != nil {
+		s.Enrolling = w.enr.Status()
+	}
 	body, _ := json.Marshal(s)
 	if bytes.Equal(body, w.last) {
 		return // unchanged: no disk write
@@ -100,6 +120,7 @@ func (w *snapshots) loop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.kicks:
 		}
 	}
 }

@@ -23,6 +23,18 @@ func Backoff(attempt int, base, max time.Duration, r float64) time.Duration {
 	return time.Duration(float64(ceiling) * r)
 }
 
+// Paced is the wait a reachable server asked for: its Retry-After plus up to a quarter more (at most 5 s), so
+// agents told the same time spread out, capped at pacedMax. A server that gives no Retry-After gets the
+// exponential backoff for attempt (Backoff with base and max), capped at pacedMax too. r is a random number in
+// [0, 1).
+func Paced(retryAfter time.Duration, attempt int, base, max, pacedMax time.Duration, r float64) time.Duration {
+	if retryAfter <= 0 {
+		return min(Backoff(attempt, base, max, r), pacedMax)
+	}
+	jitter := time.Duration(r * float64(min(retryAfter/4, 5*time.Second)))
+	return min(retryAfter+jitter, pacedMax)
+}
+
 // bucket is a token bucket of records: rate per second, holding at most one second's worth. A batch larger than
 // that is let through once enough time has passed for it, so the average rate stays at most rate.
 type bucket struct {

@@ -88,3 +88,27 @@ func TestBucket(t *testing.T) {
 		})
 	}
 }
+
+// Paced is what the sender and the daemon's first enrollment wait when a reachable server answered.
+func TestPaced(t *testing.T) {
+	const base, ceiling, paced = time.Second, 10 * time.Minute, 30 * time.Second
+	tests := map[string]struct {
+		retryAfter time.Duration
+		attempt    int
+		r          float64
+		want       time.Duration
+	}{
+		"Retry-After and a quarter of jitter": {retryAfter: 4 * time.Second, r: 0.5, want: 4*time.Second + 500*time.Millisecond},
+		"jitter at most 5s":                   {retryAfter: 28 * time.Second, r: 0.1, want: 28*time.Second + 500*time.Millisecond},
+		"capped at the paced maximum":         {retryAfter: 2 * time.Minute, r: 0, want: paced},
+		"no Retry-After: backoff":             {attempt: 3, r: 0.5, want: 2 * time.Second},
+		"no Retry-After: backoff capped too":  {attempt: 20, r: 0.5, want: paced},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Paced(tc.retryAfter, tc.attempt, base, ceiling, paced, tc.r); got != tc.want {
+				t.Errorf("Paced(%v, %d, r=%v) = %v, want %v", tc.retryAfter, tc.attempt, tc.r, got, tc.want)
+			}
+		})
+	}
+}

@@ -395,15 +395,9 @@ func (s *Sender) backoff(attempt int) time.Duration {
 	return Backoff(attempt, s.o.BackoffMin, s.o.BackoffMax, s.o.Rand())
 }
 
-// paced is the wait a reachable server asked for: its Retry-After plus up to a quarter more (at most 5 s), so
-// agents told the same time spread out, capped at PacedMax. A server that gives no Retry-After gets the
-// exponential backoff for attempt, capped at PacedMax too.
+// paced is the wait a reachable server asked for (Paced).
 func (s *Sender) paced(retryAfter time.Duration, attempt int) time.Duration {
-	if retryAfter <= 0 {
-		return min(s.backoff(attempt), s.o.PacedMax)
-	}
-	jitter := time.Duration(s.o.Rand() * float64(min(retryAfter/4, 5*time.Second)))
-	return min(retryAfter+jitter, s.o.PacedMax)
+	return Paced(retryAfter, attempt, s.o.BackoffMin, s.o.BackoffMax, s.o.PacedMax, s.o.Rand())
 }
 
 // pause sleeps for d, showing the next attempt in the status.
