@@ -1,5 +1,5 @@
 // Command supportstack is the one binary of the supportstack image. Its subcommands are the operator
-// (manager), a tenant's ingest service and dashboard, and a local demo.
+// (manager), a tenant's ingest service and dashboard, the self-service portal, and a local demo.
 package main
 
 import (
@@ -24,13 +24,15 @@ var commands = map[string]command{
 	"manager":   {"run the operator", runManager},
 	"ingest":    {"run a tenant's ingest service", runIngest},
 	"dashboard": {"run a tenant's dashboard", runDashboard},
+	"portal":    {"run the self-service portal where customers create workspaces", runPortal},
+	"invite":    {"issue a portal invitation for a customer", runInvite},
 	"demo":      {"run a local control plane, MinIO and a sample tenant", runDemo},
 	"version":   {"print the version", func(context.Context, []string) error { fmt.Println(version); return nil }},
 }
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: supportstack <command> [flags]\n\ncommands:\n")
-	for _, name := range []string{"manager", "ingest", "dashboard", "demo", "version"} {
+	for _, name := range []string{"manager", "ingest", "dashboard", "portal", "invite", "demo", "version"} {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

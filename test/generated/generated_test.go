@@ -66,13 +66,14 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 		{"applyconfiguration:headerFile=hack/boilerplate.go.txt", "paths=./api/..."},
 		{"rbac:roleName=supportstack-manager", "crd", "paths=./api/...", "paths=./controllers/...",
 			"output:crd:artifacts:config=config/crd/bases", "output:rbac:artifacts:config=config/rbac"},
+		{"rbac:roleName=supportstack-portal", "paths=./internal/portal/...", "output:rbac:artifacts:config=config/rbac/portal"},
 	} {
 		cmd := exec.Command(gen, args...)
 		cmd.Dir = work
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "controller-gen %s: %s", strings.Join(args, " "), out)
 	}
-	generated := []string{"api/v1alpha1/zz_generated.deepcopy.go", "config/rbac/role.yaml"}
+	generated := []string{"api/v1alpha1/zz_generated.deepcopy.go", "config/rbac/role.yaml", "config/rbac/portal/role.yaml"}
 	acs, err := filepath.Glob(filepath.Join(work, "api/v1alpha1/applyconfiguration/*/*/*.go"))
 	require.NoError(t, err)
 	require.NotEmpty(t, acs)
