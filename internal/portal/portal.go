@@ -208,8 +208,8 @@ type homePage struct {
 	CatalogErr string
 	// QuotaStorage is the storage quota, empty when there is none.
 	QuotaStorage string
-	Name, Plan string
-	MaxName    int
+	Name, Plan   string
+	MaxName      int
 }
 
 func (p *Portal) home(w http.ResponseWriter, r *http.Request, s session) {
