@@ -1,22 +1,17 @@
 package dashboard
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/supportstack/supportstack/internal/websession"
 )
 
 // Sign-in. The tenant's support staff sign in with a name and a password; the operator generates the admin's
@@ -60,7 +55,7 @@ type session struct {
 // auth signs sessions and checks passwords for one tenant.
 type auth struct {
 	tenant    string
-	key       []byte
+	signer    websession.Signer
 	ttl       time.Duration
 	adminHash []byte
 	// adminVersion fingerprints the admin's password itself: its bcrypt hash is salted anew by every replica,
@@ -85,14 +80,12 @@ func newAuth(tenant, adminPassword, sessionKey string, staff func(string) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("hash the admin password: %w", err)
 	}
-	// The key is tenant-specific on its own; mixing the tenant in also keeps one tenant's cookie from being
-	// taken by another that was (wrongly) given the same key.
-	mac := hmac.New(sha256.New, []byte(sessionKey))
-	mac.Write([]byte("supportstack-dashboard-session:" + tenant))
 	if staff == nil {
 		staff = func(string) ([]byte, bool) { return nil, false }
 	}
-	a := &auth{tenant: tenant, key: mac.Sum(nil), ttl: DefaultSessionTTL, adminHash: hash, staff: staff, now: time.Now,
+	// The key is tenant-specific on its own; mixing the tenant in also keeps one tenant's cookie from being
+	// taken by another that was (wrongly) given the same key.
+	a := &auth{tenant: tenant, signer: websession.NewSigner(sessionKey, "supportstack-dashboard-session:"+tenant), ttl: DefaultSessionTTL, adminHash: hash, staff: staff, now: time.Now,
 		failures: map[string][]time.Time{}}
 	a.adminVersion = a.version([]byte("admin-password:" + adminPassword))
 	return a, nil
@@ -116,50 +109,14 @@ func (a *auth) userVersion(user string) (string, bool) {
 }
 
 // version fingerprints a password hash (the staff's, stored in the bucket and so the same on every replica).
-func (a *auth) version(hash []byte) string {
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write([]byte("version:"))
-	mac.Write(hash)
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:9])
-}
-
-func (a *auth) sign(payload []byte) string {
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write(payload)
-	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-// verify returns the payload of a value sign made, or an error.
-func (a *auth) verify(value string) ([]byte, error) {
-	p, s, ok := strings.Cut(value, ".")
-	if !ok {
-		return nil, errors.New("malformed")
-	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	sig, err2 := base64.RawURLEncoding.DecodeString(s)
-	if err1 != nil || err2 != nil {
-		return nil, errors.New("malformed")
-	}
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write(payload)
-	if !hmac.Equal(sig, mac.Sum(nil)) {
-		return nil, errors.New("bad signature")
-	}
-	return payload, nil
-}
-
-func randomToken() string {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+func (a *auth) version(hash []byte) string { return a.signer.Token("version", string(hash))[:12] }
 
 // issue returns a session cookie for user.
 func (a *auth) issue(user string, secure bool) (*http.Cookie, session) {
 	version, _ := a.userVersion(user)
-	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(a.ttl).Unix(), Nonce: randomToken(), Version: version}
+	s := session{Tenant: a.tenant, User: user, Expires: a.now().Add(a.ttl).Unix(), Nonce: websession.RandomToken(), Version: version}
 	payload, _ := json.Marshal(s)
-	return &http.Cookie{Name: sessionCookie, Value: a.sign(payload), Path: "/", HttpOnly: true, Secure: secure,
+	return &http.Cookie{Name: sessionCookie, Value: a.signer.Sign(payload), Path: "/", HttpOnly: true, Secure: secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(a.ttl / time.Second)}, s
 }
 
@@ -169,7 +126,7 @@ func (a *auth) session(r *http.Request) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	payload, err := a.verify(c.Value)
+	payload, err := a.signer.Verify(c.Value)
 	if err != nil {
 		return session{}, false
 	}
@@ -178,22 +135,14 @@ func (a *auth) session(r *http.Request) (session, bool) {
 		return session{}, false
 	}
 	// A removed account or a changed password ends the session.
-	if version, ok := a.userVersion(s.User); !ok || !tokensEqual(s.Version, version) {
+	if version, ok := a.userVersion(s.User); !ok || !websession.Equal(s.Version, version) {
 		return session{}, false
 	}
 	return s, true
 }
 
 // csrf is the CSRF token of a session: forms carry it, and a request without it changes nothing.
-func (a *auth) csrf(s session) string {
-	mac := hmac.New(sha256.New, a.key)
-	mac.Write([]byte("csrf:" + s.Nonce))
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
-}
-
-func tokensEqual(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
-}
+func (a *auth) csrf(s session) string { return a.signer.Token("csrf", s.Nonce) }
 
 // locked reports how long the name or the client address stays locked out, zero when neither is.
 func (a *auth) locked(user, addr string) time.Duration {
@@ -252,19 +201,6 @@ func clientAddr(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// secureRequest reports whether the browser reached the dashboard over TLS (directly or through an ingress).
-func secureRequest(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
-}
-
-// localPath keeps a post-sign-in redirect on this site.
-func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
-		return "/"
-	}
-	return p
 }
 
 func retryAfter(d time.Duration) string { return strconv.Itoa(int(d.Seconds()) + 1) }

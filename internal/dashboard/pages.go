@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"bytes"
 	"cmp"
 	"html/template"
 	"io/fs"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/storagepool"
+
+	"github.com/supportstack/supportstack/internal/websession"
 )
 
 // dashboard serves the pages. Every page but the status page and the sign-in form needs a session; every form
@@ -96,16 +97,8 @@ func (d *dashboard) base(r *http.Request, s session, title, nav string) base {
 		IndexReady: ready, IndexAt: scan.At, Notice: notices[r.URL.Query().Get("notice")]}
 }
 
-// render writes a page; a template that fails leaves the response unwritten so that the error is a clean 500.
 func render(w http.ResponseWriter, code int, name string, data any) {
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
-		http.Error(w, "The page could not be rendered: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w)
+	websession.Render(w, code, pages, name, data)
 }
 
 // form wraps a POST handler: it reads the form (bounded) and refuses a request without the session's CSRF token.
@@ -116,7 +109,7 @@ func (d *dashboard) form(next func(http.ResponseWriter, *http.Request, session))
 			http.Error(w, "The form could not be read (at most 64 KiB): nothing was changed.", http.StatusRequestEntityTooLarge)
 			return
 		}
-		if !tokensEqual(r.PostForm.Get("csrf"), d.auth.csrf(s)) {
+		if !websession.Equal(r.PostForm.Get("csrf"), d.auth.csrf(s)) {
 			http.Error(w, "This request did not come from the dashboard's own form (CSRF token missing or wrong): nothing was changed.", http.StatusForbidden)
 			return
 		}
@@ -147,7 +140,7 @@ var notices = map[string]string{
 
 // redirect sends the browser back to a local page with a notice (a code of notices).
 func redirect(w http.ResponseWriter, r *http.Request, path, notice string) {
-	u := localPath(path)
+	u := websession.LocalPath(path)
 	if notice != "" {
 		sep := "?"
 		if strings.Contains(u, "?") {

@@ -11,6 +11,8 @@ import (
 	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/protocol"
 	"github.com/supportstack/supportstack/internal/storagepool"
+
+	"github.com/supportstack/supportstack/internal/websession"
 )
 
 // maxAnswerBytes bounds an answer's text; ingest serves answer objects of up to 64 KiB to the agents.
@@ -55,7 +57,7 @@ func (d *dashboard) answer(w http.ResponseWriter, r *http.Request, s session) {
 		redirect(w, r, back, "bad-answer")
 		return
 	}
-	a := protocol.Answer{ID: randomToken(), QuestionID: q.ID, Text: text, Author: s.User, Time: time.Now().UTC()}
+	a := protocol.Answer{ID: websession.RandomToken(), QuestionID: q.ID, Text: text, Author: s.User, Time: time.Now().UTC()}
 	data, err := json.Marshal(a)
 	if err == nil {
 		_, _, err = d.pool.Write(r.Context(), protocol.AnswerKey(deviceID, q.ID, a.ID), data,

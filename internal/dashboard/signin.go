@@ -4,15 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-)
 
-// securityHeaders are set on every page: no script runs, nothing frames the dashboard, forms post only to it.
-func securityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-}
+	"github.com/supportstack/supportstack/internal/websession"
+)
 
 // loginPage is what the sign-in page shows.
 type loginPage struct {
@@ -22,7 +16,7 @@ type loginPage struct {
 // signedIn wraps a page that needs a session: without one the browser is sent to the sign-in page.
 func (a *auth) signedIn(next func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w.Header())
+		websession.SecurityHeaders(w.Header())
 		s, ok := a.session(r)
 		if !ok {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -34,20 +28,20 @@ func (a *auth) signedIn(next func(http.ResponseWriter, *http.Request, session)) 
 
 // showLogin renders the sign-in form with a new form token, bound to a cookie of its own.
 func (a *auth) showLogin(w http.ResponseWriter, r *http.Request, displayName, next, message string, code int) {
-	securityHeaders(w.Header())
-	token := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: token, Path: "/login", HttpOnly: true, Secure: secureRequest(r),
+	websession.SecurityHeaders(w.Header())
+	token := websession.RandomToken()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: token, Path: "/login", HttpOnly: true, Secure: websession.SecureRequest(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
-	_ = pages.ExecuteTemplate(w, "login.html", loginPage{DisplayName: displayName, Next: localPath(next), CSRF: token, Error: message})
+	_ = pages.ExecuteTemplate(w, "login.html", loginPage{DisplayName: displayName, Next: websession.LocalPath(next), CSRF: token, Error: message})
 }
 
 // loginHandlers serves GET and POST /login and POST /logout.
 func (a *auth) loginHandlers(mux *http.ServeMux, displayName string) {
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.session(r); ok {
-			http.Redirect(w, r, localPath(r.URL.Query().Get("next")), http.StatusSeeOther)
+			http.Redirect(w, r, websession.LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
 			return
 		}
 		a.showLogin(w, r, displayName, r.URL.Query().Get("next"), "", http.StatusOK)
@@ -60,7 +54,7 @@ func (a *auth) loginHandlers(mux *http.ServeMux, displayName string) {
 		}
 		next := r.PostForm.Get("next")
 		c, err := r.Cookie(loginCookie)
-		if err != nil || !tokensEqual(c.Value, r.PostForm.Get("csrf")) {
+		if err != nil || !websession.Equal(c.Value, r.PostForm.Get("csrf")) {
 			a.showLogin(w, r, displayName, next, "The sign-in form expired or did not come from this page: please sign in again.", http.StatusForbidden)
 			return
 		}
@@ -75,14 +69,14 @@ func (a *auth) loginHandlers(mux *http.ServeMux, displayName string) {
 			a.showLogin(w, r, displayName, next, "Wrong name or password.", http.StatusUnauthorized)
 			return
 		}
-		cookie, _ := a.issue(user, secureRequest(r))
+		cookie, _ := a.issue(user, websession.SecureRequest(r))
 		http.SetCookie(w, cookie)
 		http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/login", MaxAge: -1})
-		http.Redirect(w, r, localPath(next), http.StatusSeeOther)
+		http.Redirect(w, r, websession.LocalPath(next), http.StatusSeeOther)
 	})
 	mux.HandleFunc("POST /logout", a.signedIn(func(w http.ResponseWriter, r *http.Request, s session) {
 		r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-		if err := r.ParseForm(); err != nil || !tokensEqual(r.PostForm.Get("csrf"), a.csrf(s)) {
+		if err := r.ParseForm(); err != nil || !websession.Equal(r.PostForm.Get("csrf"), a.csrf(s)) {
 			http.Error(w, "This request did not come from the dashboard's own form (CSRF token missing or wrong): nothing was changed.", http.StatusForbidden)
 			return
 		}

@@ -81,10 +81,10 @@ func TestSignIn(t *testing.T) {
 	forOther, _ := other2.issue(AdminUser, false)
 	old, _ := expired.issue(AdminUser, false)
 	payload, _ := json.Marshal(session{Tenant: "acme", User: AdminUser, Expires: time.Now().Add(time.Hour).Unix(), Nonce: "x"})
-	unsigned := a.sign(payload)
+	unsigned := a.signer.Sign(payload)
 	tampered := strings.Replace(unsigned, ".", "A.", 1)
 	for name, value := range map[string]string{"another tenant's": forOther.Value, "an expired": old.Value,
-		"a tampered": tampered, "a garbage": "not-a-cookie", "an unknown user's": a.sign(mustJSON(t, session{Tenant: "acme",
+		"a tampered": tampered, "a garbage": "not-a-cookie", "an unknown user's": a.signer.Sign(mustJSON(t, session{Tenant: "acme",
 			User: "mallory", Expires: time.Now().Add(time.Hour).Unix(), Nonce: "y"}))} {
 		code, _ := withCookie(t, d.addr, value)
 		require.Equal(t, http.StatusSeeOther, code, "%s cookie was taken as a session", name)

@@ -6,7 +6,6 @@
 package portal
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"embed"
@@ -167,14 +166,7 @@ type base struct {
 }
 
 func render(w http.ResponseWriter, code int, name string, data any) {
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
-		http.Error(w, "The page could not be rendered: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = buf.WriteTo(w)
+	websession.Render(w, code, pages, name, data)
 }
 
 // fail shows an error page.

@@ -4,12 +4,14 @@
 package websession
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"html/template"
 	"net/http"
 	"strings"
 )
@@ -94,4 +96,17 @@ func LocalPath(p string) string {
 // SecureRequest reports whether the browser reached the site over TLS (directly or through an ingress).
 func SecureRequest(r *http.Request) bool {
 	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// Render writes a page of pages; a template that fails leaves the response unwritten, so that the error is a
+// clean 500 rather than half a page.
+func Render(w http.ResponseWriter, code int, pages *template.Template, name string, data any) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		http.Error(w, "The page could not be rendered: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = buf.WriteTo(w)
 }
