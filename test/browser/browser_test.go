@@ -13,18 +13,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/supportstack/supportstack/agent/client"
-	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/browsertest"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/harness/procs"
 	"github.com/supportstack/supportstack/internal/objectstore"
@@ -52,24 +49,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	bins.Remove()
 	os.Exit(code)
-}
-
-// chromium finds the browser; without one the tests skip, except in CI, where they fail.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{os.Getenv("SUPPORTSTACK_CHROMIUM_BIN"), "chromium", "chromium-browser", "google-chrome"} {
-		if name == "" {
-			continue
-		}
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no Chromium found (install Debian's chromium package, or set SUPPORTSTACK_CHROMIUM_BIN): the browser tests must run in CI")
-	}
-	t.Skip("no Chromium found: install Debian's chromium package (make test does when it may) to run the browser tests")
-	return ""
 }
 
 // env is a tenant's data plane on this machine.
@@ -195,134 +174,17 @@ func hostileDevice(t *testing.T, ingest string) string {
 	return resp.DeviceID
 }
 
-// browser is a headless Chromium tab. Any JavaScript dialog that opens is counted: none may.
-type browser struct {
-	t       *testing.T
-	ctx     context.Context
-	dialogs *atomic.Int32
-	shots   string
-}
-
-type step = chromedp.Action[chromedp.Void]
-
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	b := &browser{t: t, ctx: ctx, dialogs: new(atomic.Int32)}
-	require.NoError(t, chromedp.Do(ctx)) // starts the browser
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			b.dialogs.Add(1)
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
-		}
-	}()
-	if root, err := localbin.RepoRoot(); err == nil {
-		b.shots = filepath.Join(root, "bin", "screenshots")
-		_ = os.MkdirAll(b.shots, 0o755)
-	}
-	return b
-}
-
-// run runs one action with a deadline and returns its value.
-func run[T any](b *browser, a chromedp.Action[T]) T {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	require.NoError(b.t, err)
-	return v
-}
-
-// do runs steps in order with a deadline.
-func (b *browser) do(steps ...step) {
-	b.t.Helper()
-	run(b, chromedp.Steps(steps...))
-}
-
-func (b *browser) text(sel string) string {
-	b.t.Helper()
-	return run(b, chromedp.Text(chromedp.CSS(sel)))
-}
-
-func (b *browser) eval(js string) any {
-	b.t.Helper()
-	return run(b, chromedp.Evaluate[any](js))
-}
-
-func (b *browser) location() string {
-	b.t.Helper()
-	return run(b, chromedp.Location())
-}
-
-// until reloads url until the page satisfies js (a boolean expression), with a deadline.
-func (b *browser) until(url, js string, within time.Duration, msg string) {
-	b.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		b.do(chromedp.Navigate(url))
-		if ok, _ := b.eval(js).(bool); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("%s (waited %s for %s on %s); the page said:\n%s", msg, within, js, url, b.eval(`document.body.innerText`))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// shot saves a screenshot of the page under bin/screenshots (gitignored) for a person to look at.
-func (b *browser) shot(name string) {
-	b.t.Helper()
-	if b.shots == "" {
-		return
-	}
-	png := run(b, chromedp.FullScreenshot(100))
-	require.NoError(b.t, os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644))
-}
-
-// inert checks that the page runs no script: none is in it and no dialog ever opened.
-func (b *browser) inert(where string) {
-	b.t.Helper()
-	require.EqualValues(b.t, 0, b.eval(`document.scripts.length`), "%s: a script element made it into the page", where)
-	require.EqualValues(b.t, 0, b.eval(`document.querySelectorAll('[onerror],[onload]').length`), "%s: an event handler attribute made it into the page", where)
-	require.Zero(b.t, b.dialogs.Load(), "%s: a JavaScript dialog opened", where)
-}
-
-func (b *browser) signIn(base, user, password string) {
-	b.t.Helper()
-	b.do(chromedp.Navigate(base + "/login"))
-	b.fillSignIn(user, password)
+func signIn(b *browsertest.Browser, base, user, password string) {
+	b.T.Helper()
+	b.Do(chromedp.Navigate(base + "/login"))
+	fillSignIn(b, user, password)
 }
 
 // fillSignIn submits the sign-in form of the page and waits for the answer.
-func (b *browser) fillSignIn(user, password string) {
-	b.t.Helper()
-	b.navigating(chromedp.WaitVisible(chromedp.ID("user")), chromedp.SendKeys(chromedp.ID("user"), user),
+func fillSignIn(b *browsertest.Browser, user, password string) {
+	b.T.Helper()
+	b.Navigating(chromedp.WaitVisible(chromedp.ID("user")), chromedp.SendKeys(chromedp.ID("user"), user),
 		chromedp.SendKeys(chromedp.ID("password"), password), chromedp.Submit(chromedp.ID("password")))
-}
-
-// navigating runs steps that load another page (a click on a link, a form sent) and waits until it is loaded:
-// the current page is marked first, and the new one does not carry the mark.
-func (b *browser) navigating(steps ...step) {
-	b.t.Helper()
-	b.eval(`window.__before = true`)
-	b.do(steps...)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if ok, _ := b.eval(`!window.__before && document.readyState === 'complete'`).(bool); ok {
-			return
-		}
-		require.True(b.t, time.Now().Before(deadline), "no new page loaded")
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func TestDashboardInABrowser(t *testing.T) {
@@ -331,85 +193,85 @@ func TestDashboardInABrowser(t *testing.T) {
 	hostile := hostileDevice(t, e.ingest)
 	question := "My printer says offline since this morning"
 	qid, _, _ := strings.Cut(strings.TrimSpace(agents[0].cmd(t, "ask", question)), " ")
-	b := newBrowser(t)
+	b := browsertest.New(t)
 
 	// Every page but the status page needs a sign-in.
-	b.do(chromedp.Navigate(e.dashboard + "/devices"))
-	require.Contains(t, b.location(), "/login?next=%2Fdevices")
-	b.shot("login")
-	b.fillSignIn("admin", adminPassword)
-	require.True(t, strings.HasSuffix(b.location(), "/devices"), "sign-in returns to the page asked for: %s", b.location())
-	require.Equal(t, hostileDisplay, b.text(`.brand`), "the tenant's display name is shown as text")
-	b.inert("device list")
+	b.Do(chromedp.Navigate(e.dashboard + "/devices"))
+	require.Contains(t, b.Location(), "/login?next=%2Fdevices")
+	b.Shot("login")
+	fillSignIn(b, "admin", adminPassword)
+	require.True(t, strings.HasSuffix(b.Location(), "/devices"), "sign-in returns to the page asked for: %s", b.Location())
+	require.Equal(t, hostileDisplay, b.Text(`.brand`), "the tenant's display name is shown as text")
+	b.Inert("device list")
 
 	// The index fills from the bucket: all three devices, the hostile one by its name as text.
-	b.until(e.dashboard+"/devices", `document.querySelectorAll('#device-table tbody tr a').length === 3`, 30*time.Second, "the device list never showed the three devices")
-	b.until(e.dashboard+"/devices", `[...document.querySelectorAll('#device-table a')].some(a => a.textContent === `+jsString(hostileHost)+`)`,
+	b.Until(e.dashboard+"/devices", `document.querySelectorAll('#device-table tbody tr a').length === 3`, 30*time.Second, "the device list never showed the three devices")
+	b.Until(e.dashboard+"/devices", `[...document.querySelectorAll('#device-table a')].some(a => a.textContent === `+jsString(hostileHost)+`)`,
 		10*time.Second, "the hostile hostname is not shown as text")
-	b.inert("device list with a hostile hostname")
-	b.shot("devices")
+	b.Inert("device list with a hostile hostname")
+	b.Shot("devices")
 
 	// Search, then open the device and its chart.
-	b.navigating(chromedp.SendKeys(chromedp.ID("q"), agents[1].deviceID[:12]), chromedp.Click(chromedp.ID("apply")))
-	require.Equal(t, "1 of 3 devices", b.text(`#count`))
-	b.navigating(chromedp.Click(chromedp.CSS(`#device-table tbody a`)))
-	require.Contains(t, b.location(), "/devices/"+agents[1].deviceID)
-	b.until(e.dashboard+"/devices/"+agents[1].deviceID+"?period=1h", `document.querySelectorAll('svg.chart path').length >= 2 && +document.querySelector('#samples').textContent > 3`,
+	b.Navigating(chromedp.SendKeys(chromedp.ID("q"), agents[1].deviceID[:12]), chromedp.Click(chromedp.ID("apply")))
+	require.Equal(t, "1 of 3 devices", b.Text(`#count`))
+	b.Navigating(chromedp.Click(chromedp.CSS(`#device-table tbody a`)))
+	require.Contains(t, b.Location(), "/devices/"+agents[1].deviceID)
+	b.Until(e.dashboard+"/devices/"+agents[1].deviceID+"?period=1h", `document.querySelectorAll('svg.chart path').length >= 2 && +document.querySelector('#samples').textContent > 3`,
 		30*time.Second, "the device's chart never drew its samples")
-	require.Equal(t, "true", fmt.Sprint(b.eval(`document.querySelector('#period-1h').getAttribute('aria-current') === 'page'`)))
-	require.Contains(t, b.text(`#inventory`), agents[1].deviceID)
-	b.shot("device")
+	require.Equal(t, "true", fmt.Sprint(b.Eval(`document.querySelector('#period-1h').getAttribute('aria-current') === 'page'`)))
+	require.Contains(t, b.Text(`#inventory`), agents[1].deviceID)
+	b.Shot("device")
 
 	// The hostile device's page: every field it chose is text.
-	b.do(chromedp.Navigate(e.dashboard + "/devices/" + hostile))
-	require.Equal(t, hostileHost, b.text(`#device-name`))
-	require.Equal(t, "pressure", b.text(`#health`), "memory at 95 % is pressure")
-	require.Contains(t, b.text(`#inventory`), `"><script>alert('cpu')</script>`)
-	require.Contains(t, b.text(`.question-text`), hostileQuestion)
-	b.inert("hostile device page")
+	b.Do(chromedp.Navigate(e.dashboard + "/devices/" + hostile))
+	require.Equal(t, hostileHost, b.Text(`#device-name`))
+	require.Equal(t, "pressure", b.Text(`#health`), "memory at 95 % is pressure")
+	require.Contains(t, b.Text(`#inventory`), `"><script>alert('cpu')</script>`)
+	require.Contains(t, b.Text(`.question-text`), hostileQuestion)
+	b.Inert("hostile device page")
 
 	// Answer the agent's question in the inbox; the agent fetches the answer and shows it to its user.
-	b.until(e.dashboard+"/questions", `!!document.querySelector('#a-`+qid+`')`, 30*time.Second, "the question never reached the inbox")
-	require.Contains(t, b.text(`#q-`+qid+` .question-text`), question)
-	b.shot("questions")
+	b.Until(e.dashboard+"/questions", `!!document.querySelector('#a-`+qid+`')`, 30*time.Second, "the question never reached the inbox")
+	require.Contains(t, b.Text(`#q-`+qid+` .question-text`), question)
+	b.Shot("questions")
 	answer := "Switch the printer off and on again; we are looking at the queue."
-	b.navigating(chromedp.SendKeys(chromedp.ID("a-"+qid), answer), chromedp.Submit(chromedp.ID("a-"+qid)))
-	require.Contains(t, b.text(`#notice`), "Answer stored")
+	b.Navigating(chromedp.SendKeys(chromedp.ID("a-"+qid), answer), chromedp.Submit(chromedp.ID("a-"+qid)))
+	require.Contains(t, b.Text(`#notice`), "Answer stored")
 	require.Eventually(t, func() bool { return strings.Contains(agents[0].cmd(t, "status"), answer) }, 30*time.Second, 200*time.Millisecond,
 		"the agent's status never showed the answer")
 	require.Contains(t, agents[0].cmd(t, "status"), question, "status shows the answer with its question")
-	b.do(chromedp.Navigate(e.dashboard + "/questions?show=all"))
-	require.Contains(t, b.text(`#q-`+qid), answer)
+	b.Do(chromedp.Navigate(e.dashboard + "/questions?show=all"))
+	require.Contains(t, b.Text(`#q-`+qid), answer)
 
 	// A form whose CSRF token is not the session's changes nothing.
-	b.do(chromedp.Navigate(e.dashboard+"/questions?show=all"), chromedp.WaitVisible(chromedp.ID("a-"+qid)),
+	b.Do(chromedp.Navigate(e.dashboard+"/questions?show=all"), chromedp.WaitVisible(chromedp.ID("a-"+qid)),
 		chromedp.SetAttributeValue(chromedp.CSS(`#q-`+qid+` input[name=csrf]`), "value", "forged"),
 		chromedp.SendKeys(chromedp.ID("a-"+qid), "forged answer"))
-	b.navigating(chromedp.Submit(chromedp.ID("a-" + qid)))
-	require.Contains(t, b.text(`body`), "CSRF token missing or wrong")
-	b.do(chromedp.Navigate(e.dashboard + "/questions?show=all"))
-	require.NotContains(t, b.text(`body`), "forged answer")
+	b.Navigating(chromedp.Submit(chromedp.ID("a-" + qid)))
+	require.Contains(t, b.Text(`body`), "CSRF token missing or wrong")
+	b.Do(chromedp.Navigate(e.dashboard + "/questions?show=all"))
+	require.NotContains(t, b.Text(`body`), "forged answer")
 
 	// Insights are computed from the devices' records.
-	b.do(chromedp.Navigate(e.dashboard + "/insights"))
-	require.Contains(t, b.text(`#mp-h + p + table`), "95", "the hostile device's memory use ranks first")
-	b.inert("insights")
-	b.shot("insights")
+	b.Do(chromedp.Navigate(e.dashboard + "/insights"))
+	require.Contains(t, b.Text(`#mp-h + p + table`), "95", "the hostile device's memory use ranks first")
+	b.Inert("insights")
+	b.Shot("insights")
 
 	// The own storage stops: the banner says the peer's copy serves, the status page says which copy is down.
-	b.do(chromedp.Navigate(e.dashboard + "/status"))
-	b.shot("status")
+	b.Do(chromedp.Navigate(e.dashboard + "/status"))
+	b.Shot("status")
 	e.own.Stop()
-	b.until(e.dashboard+"/", `!!document.querySelector('#failover-banner')`, 30*time.Second, "the banner never showed the peer's copy serving")
-	b.shot("overview-failover")
-	b.until(e.dashboard+"/status", `document.querySelector('#endpoints').textContent.includes('unreachable')`, 10*time.Second, "the status page never showed the own copy down")
+	b.Until(e.dashboard+"/", `!!document.querySelector('#failover-banner')`, 30*time.Second, "the banner never showed the peer's copy serving")
+	b.Shot("overview-failover")
+	b.Until(e.dashboard+"/status", `document.querySelector('#endpoints').textContent.includes('unreachable')`, 10*time.Second, "the status page never showed the own copy down")
 	// Every copy stops: the status page still renders at once, from memory.
 	e.peer.Stop()
-	b.until(e.dashboard+"/status", `document.body.textContent.includes('No copy of the storage answers')`, 30*time.Second, "the status page never said no copy answers")
-	b.shot("status-all-down")
-	b.do(chromedp.Navigate(e.dashboard + "/devices"))
-	require.Equal(t, "3 of 3 devices", b.text(`#count`), "the device list is served from the index with all storage down")
-	require.True(t, b.eval(`!!document.querySelector('#storage-banner')`).(bool))
+	b.Until(e.dashboard+"/status", `document.body.textContent.includes('No copy of the storage answers')`, 30*time.Second, "the status page never said no copy answers")
+	b.Shot("status-all-down")
+	b.Do(chromedp.Navigate(e.dashboard + "/devices"))
+	require.Equal(t, "3 of 3 devices", b.Text(`#count`), "the device list is served from the index with all storage down")
+	require.True(t, b.Eval(`!!document.querySelector('#storage-banner')`).(bool))
 }
 
 // Sessions end: another tenant's cookie opens nothing here, an expired one sends to the sign-in page, and
@@ -418,27 +280,27 @@ func TestSessionsInABrowser(t *testing.T) {
 	storage := startStorage(t)
 	acme := startDashboard(t, "acme", "Acme IT", "acme-session-key-0123456789abcdef-0123", []*miniotest.Server{storage})
 	globex := startDashboard(t, "globex", "Globex", "globex-session-key-0123456789abcdef-01", []*miniotest.Server{storage}, "--session-ttl=3s")
-	b := newBrowser(t)
+	b := browsertest.New(t)
 
 	// Both dashboards are on 127.0.0.1, so the browser sends globex's session cookie to acme too.
-	b.signIn(globex, "admin", adminPassword)
-	require.Equal(t, "admin", b.text(`#user`))
-	b.do(chromedp.Navigate(acme + "/"))
-	require.Contains(t, b.location(), "/login", "acme took globex's session")
+	signIn(b, globex, "admin", adminPassword)
+	require.Equal(t, "admin", b.Text(`#user`))
+	b.Do(chromedp.Navigate(acme + "/"))
+	require.Contains(t, b.Location(), "/login", "acme took globex's session")
 	// globex's session expires after its 3 s (and not before: the page is still open right after sign-in).
-	b.do(chromedp.Navigate(globex + "/"))
-	require.NotContains(t, b.location(), "/login")
-	b.until(globex+"/", `location.pathname === '/login'`, 10*time.Second, "the expired session was still accepted")
+	b.Do(chromedp.Navigate(globex + "/"))
+	require.NotContains(t, b.Location(), "/login")
+	b.Until(globex+"/", `location.pathname === '/login'`, 10*time.Second, "the expired session was still accepted")
 
 	// Wrong passwords: each is refused, and after five even the right one is, for a while.
 	for i := range 5 {
-		b.signIn(acme, "admin", fmt.Sprintf("wrong password %d", i))
-		require.Equal(t, "Wrong name or password.", b.text(`#error`))
+		signIn(b, acme, "admin", fmt.Sprintf("wrong password %d", i))
+		require.Equal(t, "Wrong name or password.", b.Text(`#error`))
 	}
-	b.signIn(acme, "admin", adminPassword)
-	require.Contains(t, b.text(`#error`), "Too many failed sign-ins")
-	require.Contains(t, b.location(), "/login")
-	b.shot("login-locked")
+	signIn(b, acme, "admin", adminPassword)
+	require.Contains(t, b.Text(`#error`), "Too many failed sign-ins")
+	require.Contains(t, b.Location(), "/login")
+	b.Shot("login-locked")
 }
 
 func jsString(s string) string {
