@@ -180,7 +180,7 @@ func TestSelfService(t *testing.T) {
 	require.NotContains(t, bob.Text("main"), "alice-co")
 	bob.Do(chromedp.Navigate(base + "/workspaces/alice-co"))
 	require.Contains(t, bob.Text("main"), `You have no workspace "alice-co"`)
-	bob.Do(chromedp.Navigate(base + "/"), chromedp.SendKeys(chromedp.ID("name"), "alice-co"))
+	bob.Do(chromedp.Navigate(base+"/"), chromedp.SendKeys(chromedp.ID("name"), "alice-co"))
 	bob.Navigating(chromedp.Submit(chromedp.ID("name")))
 	require.Contains(t, bob.Text("#error"), `The name "alice-co" is taken`)
 	// The invitation is spent.
