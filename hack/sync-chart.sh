@@ -56,3 +56,29 @@ copy_rules() {
 }
 copy_rules "${ROLE}" "${CHART}/files/manager-rbac-rules.yaml"
 copy_rules "${ROOT}/config/peer-access/role.yaml" "${CHART}/files/peer-rbac-rules.yaml"
+
+# The portal's role holds a ClusterRole and a Role (its own namespace): each one's rules go to a file of its own.
+copy_kind_rules() {
+	local role="$1" kind="$2" rules="$3" tmp
+	tmp="$(mktemp)"
+	awk -v kind="${kind}" '
+		/^---/ { doc = ""; inrules = 0; next }
+		/^kind: / { doc = $2 }
+		doc == kind && inrules && !/^[[:space:]]*#/ { print }
+		doc == kind && /^rules:[[:space:]]*$/ { inrules = 1 }
+	' "${role}" >"${tmp}"
+	if [ ! -s "${tmp}" ]; then
+		echo "sync-chart: ${role} has no ${kind} rules" >&2
+		exit 1
+	fi
+	if cmp -s "${tmp}" "${rules}" 2>/dev/null; then
+		rm -f "${tmp}"
+	else
+		mv "${tmp}" "${rules}"
+		chmod 0644 "${rules}"
+	fi
+}
+copy_kind_rules "${ROOT}/config/rbac/portal/role.yaml" ClusterRole "${CHART}/files/portal-rbac-rules.yaml"
+copy_kind_rules "${ROOT}/config/rbac/portal/role.yaml" Role "${CHART}/files/portal-namespace-rbac-rules.yaml"
+cmp -s "${ROOT}/config/rbac/portal/workspace_roles.yaml" "${CHART}/files/portal-workspace-roles.yaml" 2>/dev/null ||
+	cp "${ROOT}/config/rbac/portal/workspace_roles.yaml" "${CHART}/files/portal-workspace-roles.yaml"

@@ -96,12 +96,15 @@ func TestSyncChartScript(t *testing.T) {
 	require.NoError(t, err, "hack/sync-chart.sh needs bash")
 
 	root := t.TempDir()
-	for _, dir := range []string{"hack", "config/crd/bases", "config/rbac", "config/peer-access", "charts/supportstack/crds"} {
+	for _, dir := range []string{"hack", "config/crd/bases", "config/rbac/portal", "config/peer-access", "charts/supportstack/crds"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(root, dir), 0o755))
 	}
 	copyFile(t, path(t, "hack", "sync-chart.sh"), filepath.Join(root, "hack", "sync-chart.sh"))
 	copyFile(t, path(t, "config", "rbac", "role.yaml"), filepath.Join(root, "config", "rbac", "role.yaml"))
 	copyFile(t, path(t, "config", "peer-access", "role.yaml"), filepath.Join(root, "config", "peer-access", "role.yaml"))
+	for _, name := range []string{"role.yaml", "workspace_roles.yaml"} {
+		copyFile(t, path(t, "config", "rbac", "portal", name), filepath.Join(root, "config", "rbac", "portal", name))
+	}
 	for name := range yamlFiles(t, path(t, "config", "crd", "bases")) {
 		copyFile(t, path(t, "config", "crd", "bases", name), filepath.Join(root, "config", "crd", "bases", name))
 	}

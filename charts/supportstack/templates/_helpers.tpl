@@ -58,3 +58,22 @@ The operator image; the operator hands the same image to the tenants' ingest and
 {{- define "supportstack.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
+
+{{/*
+The portal's selector labels: its own component, so that neither selects the other's pods.
+*/}}
+{{- define "supportstack.portalSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "supportstack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: portal
+{{- end }}
+
+{{/*
+The portal's labels.
+*/}}
+{{- define "supportstack.portalLabels" -}}
+helm.sh/chart: {{ include "supportstack.chart" . }}
+{{ include "supportstack.portalSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
