@@ -117,6 +117,9 @@ func runDemoOnTwoPlanes(ctx context.Context, f demoFlags, sample *v1alpha1.Suppo
 			"Ask one something: %s ask --state-dir %s \"Why is my PC slow?\"\n"+
 			"answer it in a dashboard's Questions page, and see the answer on the PC: %s status --state-dir %s\n", a.bin, a.dir, a.bin, a.dir)
 	}
+	if err := startDemoPortal(ctx, f.crds, east); err != nil {
+		fmt.Println("The portal did not start:", err)
+	}
 	go watchFailover(ctx, east, key)
 	go watchFailover(ctx, west, key)
 	go demoCommands(ctx, os.Stdin, env, east, west, key, kubectl, a)
