@@ -432,3 +432,76 @@ func TestPortalWithItsOwnRBAC(t *testing.T) {
 	err = portalClient.Get(ctx, client.ObjectKey{Namespace: "kube-system", Name: "anything"}, &corev1.ConfigMap{})
 	require.True(t, apierrors.IsForbidden(err), "read ConfigMaps outside its namespace: %v", err)
 }
+
+// Sessions end when they expire; a tampered cookie or one signed by another portal's key is no session; the
+// cookie is HttpOnly and SameSite=Strict; signing out ends it.
+func TestSessions(t *testing.T) {
+	putCatalog(t, catalogYAML)
+	clock := time.Now()
+	p, err := New(context.Background(), Config{Namespace: portalNamespace, SessionKey: "portal-test-session-key-0123456789abcdef", SessionTTL: time.Hour}, admin)
+	require.NoError(t, err)
+	p.now = func() time.Time { return clock }
+	srv := httptest.NewServer(p.Handler())
+	defer srv.Close()
+	other, err := New(context.Background(), Config{Namespace: portalNamespace, SessionKey: "another-portal-session-key-0123456789ab"}, admin)
+	require.NoError(t, err)
+	otherSrv := httptest.NewServer(other.Handler())
+	defer otherSrv.Close()
+
+	b := invited(t, srv.URL, "dana@example.com")
+	u, _ := url.Parse(srv.URL)
+	var cookie *http.Cookie
+	for _, c := range b.hc.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			cookie = c
+		}
+	}
+	require.NotNil(t, cookie)
+	code, _, _ := b.get("/")
+	require.Equal(t, http.StatusOK, code)
+
+	signedOut := func(value string) bool {
+		c := newBrowser(t, srv.URL)
+		c.hc.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: value}})
+		code, _, hdr := c.get("/")
+		return code == http.StatusSeeOther && strings.HasPrefix(hdr.Get("Location"), "/login")
+	}
+	require.False(t, signedOut(cookie.Value))
+	tampered := []byte(cookie.Value)
+	tampered[3] ^= 1
+	require.True(t, signedOut(string(tampered)), "a tampered cookie")
+	require.True(t, signedOut("garbage"), "a garbage cookie")
+	foreign := invited(t, otherSrv.URL, "dana@example.com")
+	ou, _ := url.Parse(otherSrv.URL)
+	require.True(t, signedOut(foreign.hc.Jar.Cookies(ou)[0].Value), "another portal's session")
+
+	clock = clock.Add(time.Hour + time.Second)
+	require.True(t, signedOut(cookie.Value), "an expired session")
+
+	// Cookie flags, read from the Set-Cookie of a fresh sign-in.
+	token, err := CreateInvitation(context.Background(), admin, portalNamespace, "erin@example.com", time.Hour, clock)
+	require.NoError(t, err)
+	e := newBrowser(t, srv.URL)
+	form := e.field("/invite/"+token, "form")
+	resp, err := e.hc.PostForm(srv.URL+"/invite/"+token, url.Values{"form": {form}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	var set *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			set = c
+		}
+	}
+	require.NotNil(t, set)
+	require.True(t, set.HttpOnly)
+	require.Equal(t, http.SameSiteStrictMode, set.SameSite)
+
+	// Signing out needs the form's token, and ends the session in this browser.
+	code, _, _ = e.post("/logout", url.Values{"csrf": {"forged"}})
+	require.Equal(t, http.StatusForbidden, code)
+	code, _, hdr := e.post("/logout", url.Values{"csrf": {e.field("/", "csrf")}})
+	require.Equal(t, http.StatusSeeOther, code)
+	require.Equal(t, "/login", hdr.Get("Location"))
+	code, _, _ = e.get("/")
+	require.Equal(t, http.StatusSeeOther, code)
+}
