@@ -15,7 +15,9 @@ export KUBE_VERSION ?= 1.37.2
 export ETCD_VERSION ?= 3.6.16
 export MINIO_MODULE_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
 
-IMG ?= ghcr.io/supportstack/supportstack:dev
+# The version built into the binaries (supportstack version; the operator's default tenant image tag).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMG ?= ghcr.io/supportstack/supportstack:$(VERSION)
 GO_TEST_FLAGS ?= -count=1 -timeout=40m
 
 LOCALBIN := $(CURDIR)/bin
@@ -63,8 +65,8 @@ vet: ## Run go vet.
 
 .PHONY: build
 build: ## Build the supportstack and supportstack-agent binaries into bin/.
-	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack ./cmd/supportstack
-	CGO_ENABLED=0 go build -o $(LOCALBIN)/supportstack-agent ./cmd/supportstack-agent
+	CGO_ENABLED=0 go build -ldflags "-X main.version=$(VERSION)" -o $(LOCALBIN)/supportstack ./cmd/supportstack
+	CGO_ENABLED=0 go build -ldflags "-X github.com/supportstack/supportstack/agent/cli.Version=$(VERSION)" -o $(LOCALBIN)/supportstack-agent ./cmd/supportstack-agent
 	@# The agent ingest serves for this machine's platform (the image carries all six, see Dockerfile).
 	mkdir -p $(LOCALBIN)/agents && cp $(LOCALBIN)/supportstack-agent $(LOCALBIN)/agents/supportstack-agent-$$(go env GOOS)-$$(go env GOARCH)$$(go env GOEXE)
 
@@ -74,7 +76,7 @@ run: manifests ## Run the operator against the cluster of $KUBECONFIG.
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 ##@ The two commands
 

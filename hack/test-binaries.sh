@@ -7,7 +7,13 @@
 # The binaries live in a machine-wide store so that every clone reuses them (setup-envtest's own store is the
 # convention); bin/ in the repository gets symlinks to them.
 #
+# Two runs at once (two clones, a developer's and CI's) share the store safely: each kind of binary is obtained
+# under an exclusive lock of the store (flock), built in a private temporary folder and moved into place with a
+# rename, so a run never sees half a binary and never builds what another run is building.
+#
 # Usage: hack/test-binaries.sh [envtest|minio|all]   (default: all)
+# Environment: ENVTEST_STORE (the store), MINIO_FROM (a MinIO binary to take instead of downloading or building
+# one: an offline mirror, or the tests of this script), TEST_BINARIES_BIN (where the symlinks go; bin/).
 # Prints nothing on success but progress lines on stderr.
 set -euo pipefail
 
@@ -17,7 +23,7 @@ MINIO_MODULE_VERSION="${MINIO_MODULE_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c
 SETUP_ENVTEST_VERSION="${SETUP_ENVTEST_VERSION:-release-0.25}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="${ROOT}/bin"
+BIN="${TEST_BINARIES_BIN:-${ROOT}/bin}"
 STORE="${ENVTEST_STORE:-${XDG_DATA_HOME:-$HOME/.local/share}/kubebuilder-envtest}"
 GOOS="$(go env GOOS)"
 GOARCH="$(go env GOARCH)"
@@ -25,6 +31,17 @@ ENVTEST_DIR="${STORE}/k8s/${KUBE_VERSION}-${GOOS}-${GOARCH}"
 MINIO_DIR="${STORE}/minio/${MINIO_MODULE_VERSION}-${GOOS}-${GOARCH}"
 
 log() { echo "test-binaries: $*" >&2; }
+
+# locked NAME COMMAND...: runs the command holding the store's lock NAME, so that concurrent runs take turns.
+locked() {
+	local name="$1"
+	shift
+	mkdir -p "${STORE}"
+	(
+		flock 9
+		"$@"
+	) 9>"${STORE}/.${name}.lock"
+}
 
 # build_in_wrapper DIR OUTDIR GO_MOD_CONTENT TOOLS_GO_CONTENT PACKAGE...
 # k8s.io/kubernetes and etcd's server carry replace directives, so `go install pkg@version` refuses them; a
@@ -55,7 +72,9 @@ envtest_from_setup_envtest() {
 
 envtest_from_source() {
 	local work
-	work="$(mktemp -d)"
+	# In the store, so that the moves below are renames on one filesystem.
+	mkdir -p "${STORE}"
+	work="$(mktemp -d "${STORE}/.work.XXXXXX")"
 	if [ ! -x "${ENVTEST_DIR}/etcd" ]; then
 		log "building etcd v${ETCD_VERSION} from the Go module proxy (about 3 minutes)"
 		build_in_wrapper "${work}/etcd" "${work}/etcd-out" \
@@ -87,33 +106,47 @@ envtest_from_source() {
 	rm -rf "${work}"
 }
 
-ensure_envtest() {
+obtain_envtest() {
 	if [ ! -x "${ENVTEST_DIR}/kube-apiserver" ] || [ ! -x "${ENVTEST_DIR}/etcd" ] || [ ! -x "${ENVTEST_DIR}/kubectl" ]; then
 		envtest_from_setup_envtest || true
 	fi
 	# setup-envtest ships no kube-controller-manager; whatever is still missing is built.
 	envtest_from_source
+}
+
+ensure_envtest() {
+	locked envtest obtain_envtest
 	mkdir -p "${BIN}"
-	ln -sfn "${ENVTEST_DIR}" "${BIN}/k8s"
+	ln -sfn "${ENVTEST_DIR}" "${BIN}/k8s.tmp.$$"
+	mv -Tf "${BIN}/k8s.tmp.$$" "${BIN}/k8s"
+}
+
+obtain_minio() {
+	[ -x "${MINIO_DIR}/minio" ] && return 0
+	mkdir -p "${MINIO_DIR}"
+	local work
+	work="$(mktemp -d "${MINIO_DIR}/.work.XXXXXX")"
+	if [ -n "${MINIO_FROM:-}" ]; then
+		cp "${MINIO_FROM}" "${work}/minio"
+	else
+		log "trying MinIO's release download"
+		if ! curl -fsSL --connect-timeout 10 --max-time 600 -o "${work}/minio" \
+			"https://dl.min.io/server/minio/release/${GOOS}-${GOARCH}/minio" 2>/dev/null; then
+			rm -f "${work}/minio"
+			log "building MinIO ${MINIO_MODULE_VERSION} from the Go module proxy (about 9 minutes)"
+			GOBIN="${work}" CGO_ENABLED=0 go install "github.com/minio/minio@${MINIO_MODULE_VERSION}" >&2
+		fi
+	fi
+	chmod +x "${work}/minio"
+	mv -f "${work}/minio" "${MINIO_DIR}/minio" # a rename: whole or absent
+	rm -rf "${work}"
 }
 
 ensure_minio() {
-	if [ ! -x "${MINIO_DIR}/minio" ]; then
-		mkdir -p "${MINIO_DIR}"
-		log "trying MinIO's release download"
-		if ! curl -fsSL --connect-timeout 10 --max-time 600 -o "${MINIO_DIR}/minio.part" \
-			"https://dl.min.io/server/minio/release/${GOOS}-${GOARCH}/minio" 2>/dev/null; then
-			rm -f "${MINIO_DIR}/minio.part"
-			log "building MinIO ${MINIO_MODULE_VERSION} from the Go module proxy (about 9 minutes)"
-			GOBIN="${MINIO_DIR}/gobin" CGO_ENABLED=0 go install "github.com/minio/minio@${MINIO_MODULE_VERSION}" >&2
-			mv "${MINIO_DIR}/gobin/minio" "${MINIO_DIR}/minio.part"
-			rm -rf "${MINIO_DIR}/gobin"
-		fi
-		chmod +x "${MINIO_DIR}/minio.part"
-		mv "${MINIO_DIR}/minio.part" "${MINIO_DIR}/minio"
-	fi
+	locked minio obtain_minio
 	mkdir -p "${BIN}"
-	ln -sfn "${MINIO_DIR}/minio" "${BIN}/minio"
+	ln -sfn "${MINIO_DIR}/minio" "${BIN}/minio.tmp.$$"
+	mv -Tf "${BIN}/minio.tmp.$$" "${BIN}/minio"
 }
 
 case "${1:-all}" in

@@ -22,9 +22,13 @@ import (
 // Default images. MinIO's community edition is published as source only; platforms are expected to set
 // --minio-image to an image they build or trust.
 const (
-	defaultMinIOImage        = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-	defaultSupportstackImage = "ghcr.io/supportstack/supportstack:latest"
+	defaultMinIOImage           = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+	supportstackImageRepository = "ghcr.io/supportstack/supportstack"
 )
+
+// defaultSupportstackImage is the image of the version this binary was built from (never a moving tag such as
+// latest): tenants' ingest and dashboard then run the code the operator was tested with.
+func defaultSupportstackImage() string { return supportstackImageRepository + ":" + version }
 
 // operatorFlags are the flags the manager and the demo share.
 type operatorFlags struct {
@@ -39,7 +43,7 @@ func (f *operatorFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.opts.LeaderElection, "leader-elect", false, "elect a leader among operator replicas (use it with more than one replica)")
 	fs.StringVar(&f.watchNamespaces, "watch-namespaces", "", "comma-separated namespaces to watch; empty watches all")
 	fs.StringVar(&f.opts.Tenant.MinIOImage, "minio-image", defaultMinIOImage, "default MinIO image of tenants")
-	fs.StringVar(&f.opts.Tenant.SupportstackImage, "supportstack-image", defaultSupportstackImage, "image that runs tenants' ingest and dashboard")
+	fs.StringVar(&f.opts.Tenant.SupportstackImage, "supportstack-image", defaultSupportstackImage(), "image that runs tenants' ingest and dashboard")
 	fs.StringVar(&f.opts.Tenant.ClusterDomain, "cluster-domain", "cluster.local", "DNS suffix of the cluster's Services")
 	fs.DurationVar(&f.opts.ResyncPeriod, "resync-period", tenant.DefaultResyncPeriod, "how often each tenant is reconciled when nothing changes")
 	fs.DurationVar(&f.opts.SiteCheckInterval, "storage-check-interval", sitemonitor.DefaultInterval, "how often each tenant's MinIO is checked while healthy")
