@@ -102,7 +102,21 @@ func resources(override *corev1.ResourceRequirements, cpu, memory, memoryLimit s
 		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(memoryLimit)},
 	}
 	if override != nil {
-		r = *override
+		r = *override.DeepCopy()
+	}
+	// Every container's scratch space is bounded, also under a tenant's own resources: a tenant that fills a
+	// node's disk (logs, /tmp) is evicted rather than harming the other tenants on the node.
+	if _, ok := r.Requests[corev1.ResourceEphemeralStorage]; !ok {
+		if r.Requests == nil {
+			r.Requests = corev1.ResourceList{}
+		}
+		r.Requests[corev1.ResourceEphemeralStorage] = resource.MustParse(ephemeralRequest)
+	}
+	if _, ok := r.Limits[corev1.ResourceEphemeralStorage]; !ok {
+		if r.Limits == nil {
+			r.Limits = corev1.ResourceList{}
+		}
+		r.Limits[corev1.ResourceEphemeralStorage] = resource.MustParse(ephemeralLimit)
 	}
 	ac := corev1ac.ResourceRequirements()
 	if len(r.Requests) > 0 {
@@ -123,9 +137,16 @@ func httpProbe(path, port string, period, failures int32) *corev1ac.ProbeApplyCo
 		WithFailureThreshold(failures)
 }
 
-// tmpVolume is a writable /tmp for containers whose root filesystem is read-only.
+// Bounds of a container's ephemeral storage (its logs and /tmp) unless the tenant's resources set them.
+const (
+	ephemeralRequest = "64Mi"
+	ephemeralLimit   = "1Gi"
+	tmpSizeLimit     = "512Mi"
+)
+
+// tmpVolume is a writable /tmp for containers whose root filesystem is read-only, bounded in size.
 func tmpVolume() *corev1ac.VolumeApplyConfiguration {
-	return corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource())
+	return corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse(tmpSizeLimit)))
 }
 
 func tmpMount() *corev1ac.VolumeMountApplyConfiguration {

@@ -4,7 +4,10 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/dashboard"
@@ -121,4 +124,32 @@ func TestDashboardSignInSecrets(t *testing.T) {
 			require.NotContains(t, arg, "password")
 		}
 	}
+}
+
+// Every container of a tenant bounds its ephemeral storage — also under resources the tenant sets without it —
+// and /tmp is bounded: one tenant filling a node's disk is evicted instead of harming the others.
+func TestEphemeralStorageIsBounded(t *testing.T) {
+	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "acme"}}
+	tn.Spec.Storage.Servers = 1
+	tn.Spec.Ingest.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
+	c := Config{ClusterDomain: "cluster.local"}
+	pods := map[string]*corev1ac.PodSpecApplyConfiguration{
+		"minio":     c.minioStatefulSet(tn).Spec.Template.Spec,
+		"ingest":    c.ingestDeployment(tn, world{scale: ingestScale{current: -1}}).Spec.Template.Spec,
+		"dashboard": c.dashboardDeployment(tn, nil).Spec.Template.Spec,
+	}
+	for name, pod := range pods {
+		for _, ctr := range pod.Containers {
+			require.Contains(t, *ctr.Resources.Requests, corev1.ResourceEphemeralStorage, name)
+			require.Contains(t, *ctr.Resources.Limits, corev1.ResourceEphemeralStorage, name)
+		}
+		for _, v := range pod.Volumes {
+			if v.EmptyDir != nil {
+				require.NotNil(t, v.EmptyDir.SizeLimit, "%s: emptyDir %s", name, *v.Name)
+			}
+		}
+	}
+	ingest := pods["ingest"].Containers[0].Resources
+	require.Equal(t, resource.MustParse("1Gi"), (*ingest.Limits)[corev1.ResourceMemory], "the tenant's own limits stay")
+	require.Nil(t, tn.Spec.Ingest.Resources.Requests, "the tenant's spec is not changed")
 }

@@ -325,12 +325,14 @@ func requireManagerDeployment(t *testing.T, dep *appsv1.Deployment, wantArgs []s
 	requireHTTPProbe(t, c, c.ReadinessProbe, "/readyz", 8081)
 	requireSemanticEqual(t, corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    mustQuantity(t, "100m"),
-			corev1.ResourceMemory: mustQuantity(t, "128Mi"),
+			corev1.ResourceCPU:              mustQuantity(t, "100m"),
+			corev1.ResourceMemory:           mustQuantity(t, "128Mi"),
+			corev1.ResourceEphemeralStorage: mustQuantity(t, "64Mi"),
 		},
 		Limits: corev1.ResourceList{
-			corev1.ResourceCPU:    mustQuantity(t, "500m"),
-			corev1.ResourceMemory: mustQuantity(t, "512Mi"),
+			corev1.ResourceCPU:              mustQuantity(t, "500m"),
+			corev1.ResourceMemory:           mustQuantity(t, "512Mi"),
+			corev1.ResourceEphemeralStorage: mustQuantity(t, "256Mi"),
 		},
 	}, c.Resources, "resources of the manager")
 
