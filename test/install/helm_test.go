@@ -75,7 +75,8 @@ func TestHelmTemplateValues(t *testing.T) {
 			check: func(t *testing.T, objs []manifest) {
 				dep := into[appsv1.Deployment](t, find(t, objs, "Deployment", managerName))
 				requireManagerDeployment(t, dep, managerArgs(defaultImage(t), defaultMinIOImage, "a,b", true))
-				// Still cluster-wide RBAC: PeerClusters are cluster-scoped.
+				// PeerClusters are cluster-scoped: their rules stay cluster-wide, the rest is granted per namespace
+				// (TestHelmRBACFollowsWatchedNamespaces).
 				find(t, objs, "ClusterRoleBinding", clusterRoleName)
 			},
 		},

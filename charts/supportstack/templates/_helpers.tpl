@@ -77,3 +77,24 @@ helm.sh/chart: {{ include "supportstack.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
+
+{{/*
+The manager's generated rules split by scope: "cluster" holds the rules on cluster-scoped resources (PeerClusters),
+"namespaced" those on namespaced ones. With watchNamespaces set, only "cluster" is granted cluster-wide and
+"namespaced" in each watched namespace. Returns YAML: {cluster: [...], namespaced: [...]}.
+*/}}
+{{- define "supportstack.managerRulesByScope" -}}
+{{- $clusterScoped := list "peerclusters" "peerclusters/status" -}}
+{{- $cluster := list -}}
+{{- $namespaced := list -}}
+{{- range (.Files.Get "files/manager-rbac-rules.yaml" | fromYamlArray) -}}
+{{- $c := list -}}
+{{- $n := list -}}
+{{- range .resources -}}
+{{- if has . $clusterScoped }}{{ $c = append $c . }}{{ else }}{{ $n = append $n . }}{{ end -}}
+{{- end -}}
+{{- if $c }}{{ $cluster = append $cluster (set (deepCopy .) "resources" $c) }}{{ end -}}
+{{- if $n }}{{ $namespaced = append $namespaced (set (deepCopy .) "resources" $n) }}{{ end -}}
+{{- end -}}
+{{- dict "cluster" $cluster "namespaced" $namespaced | toYaml -}}
+{{- end }}
