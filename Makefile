@@ -45,6 +45,7 @@ help: ## Show this help.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from the markers into config/ and the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=supportstack-manager crd paths="./api/..." paths="./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./hack/crd-metadata config/crd/bases/supportstack.io_supporttenants.yaml
 	$(CONTROLLER_GEN) rbac:roleName=supportstack-portal paths="./internal/portal/..." output:rbac:artifacts:config=config/rbac/portal
 	hack/sync-chart.sh
 

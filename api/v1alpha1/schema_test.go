@@ -3,6 +3,7 @@ package v1alpha1_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -100,6 +102,16 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			require.Error(t, err, "the API server accepted an invalid tenant")
 			for _, w := range tc.want {
 				require.Contains(t, err.Error(), w)
+			}
+			if strings.HasPrefix(name, "name ") {
+				// The refusal names the field, as kubectl shows it (not "<nil>").
+				var status apierrors.APIStatus
+				require.True(t, errors.As(err, &status))
+				details := status.Status().Details
+				require.NotNil(t, details)
+				require.NotEmpty(t, details.Causes)
+				require.Equal(t, "metadata.name", details.Causes[0].Field)
+				require.Equal(t, metav1.CauseTypeFieldValueInvalid, details.Causes[0].Type)
 			}
 		})
 	}
