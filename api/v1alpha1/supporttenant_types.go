@@ -560,8 +560,6 @@ type FailoverRecord struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name must be at most 40 characters: it prefixes the names of the tenant's objects",fieldPath=".metadata.name",reason=FieldValueInvalid
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a letter and hold only lowercase letters, digits and '-': it names Services",fieldPath=".metadata.name",reason=FieldValueInvalid
-// The rules on the name carry a fieldPath so that a refusal names metadata.name (kubectl shows it); the schema
-// declares metadata.name for them (hack/crd-metadata, run by make manifests).
 type SupportTenant struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -31,9 +31,6 @@ import (
 // with apply.
 //
 // SupportTenant is a business customer's support workspace: ingest service, MinIO storage and dashboard.
-//
-// The rules on the name carry a fieldPath so that a refusal names metadata.name (kubectl shows it); the schema
-// declares metadata.name for them (hack/crd-metadata, run by make manifests).
 type SupportTenantApplyConfiguration struct {
 	v1.TypeMetaApplyConfiguration    `json:""`
 	*v1.ObjectMetaApplyConfiguration `json:"metadata,omitempty"`
