@@ -11,6 +11,7 @@
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v4.3.1
 KUSTOMIZE_VERSION ?= v5.8.1
+KUBE_SCORE_VERSION ?= v1.20.0
 export KUBE_VERSION ?= 1.37.2
 export ETCD_VERSION ?= 3.6.16
 export MINIO_MODULE_VERSION ?= v0.0.0-20260212201848-7aac2a2c5b7c
@@ -24,12 +25,14 @@ LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 HELM := $(LOCALBIN)/helm-$(HELM_VERSION)
 KUSTOMIZE := $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+KUBE_SCORE := $(LOCALBIN)/kube-score-$(KUBE_SCORE_VERSION)
 # Where hack/test-binaries.sh links the control plane and MinIO.
 export KUBEBUILDER_ASSETS := $(LOCALBIN)/k8s
 export SUPPORTSTACK_MINIO_BIN := $(LOCALBIN)/minio
 export SUPPORTSTACK_HELM_BIN := $(HELM)
 export SUPPORTSTACK_KUSTOMIZE_BIN := $(KUSTOMIZE)
 export SUPPORTSTACK_CONTROLLER_GEN_BIN := $(CONTROLLER_GEN)
+export SUPPORTSTACK_KUBE_SCORE_BIN := $(KUBE_SCORE)
 
 .DEFAULT_GOAL := help
 
@@ -108,7 +111,7 @@ chromium: ## Install Debian's chromium package for the browser tests when it is 
 	hack/install-chromium.sh
 
 .PHONY: tools
-tools: $(CONTROLLER_GEN) $(HELM) $(KUSTOMIZE) ## Install controller-gen, helm and kustomize into bin/.
+tools: $(CONTROLLER_GEN) $(HELM) $(KUSTOMIZE) $(KUBE_SCORE) ## Install controller-gen, helm, kustomize and kube-score into bin/.
 
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/.gobin go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
@@ -117,6 +120,10 @@ $(CONTROLLER_GEN):
 $(HELM):
 	GOBIN=$(LOCALBIN)/.gobin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	mv $(LOCALBIN)/.gobin/helm $@
+
+$(KUBE_SCORE):
+	GOBIN=$(LOCALBIN)/.gobin go install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
+	mv $(LOCALBIN)/.gobin/kube-score $@
 
 $(KUSTOMIZE):
 	GOBIN=$(LOCALBIN)/.gobin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

@@ -74,6 +74,12 @@ func (c Config) children(t *v1alpha1.SupportTenant, w world) []child {
 	out = append(out,
 		newChild("StatefulSet", &appsv1.StatefulSet{ObjectMeta: om(naming.MinIO(t.Name))},
 			c.minioStatefulSet(t), extractStatefulSet),
+	)
+	if pdb := minioDisruptionBudget(t); pdb != nil {
+		out = append(out, newChild("PodDisruptionBudget", &policyv1.PodDisruptionBudget{ObjectMeta: om(naming.MinIO(t.Name))},
+			pdb, policyv1ac.ExtractPodDisruptionBudget))
+	}
+	out = append(out,
 		newChild("Deployment", &appsv1.Deployment{ObjectMeta: om(naming.Ingest(t.Name))},
 			c.ingestDeployment(t, w), appsv1ac.ExtractDeployment),
 		newChild("Service", &corev1.Service{ObjectMeta: om(naming.Ingest(t.Name))},

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"fmt"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -138,4 +139,19 @@ func minioServices(t *v1alpha1.SupportTenant) []*corev1ac.ServiceApplyConfigurat
 			WithSelector(naming.SelectorLabels(t.Name, naming.ComponentStorage)).
 			WithPorts(port))
 	return []*corev1ac.ServiceApplyConfiguration{s3, headless}
+}
+
+// minioDisruptionBudget keeps a distributed MinIO's erasure set writable through voluntary disruptions (node
+// drains): one server at a time. A single server gets none — a budget that allows no disruption would block every
+// drain of its node.
+func minioDisruptionBudget(t *v1alpha1.SupportTenant) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	if t.Spec.Storage.Servers < 4 {
+		return nil
+	}
+	return policyv1ac.PodDisruptionBudget(naming.MinIO(t.Name), t.Namespace).
+		WithLabels(naming.Labels(t.Name, naming.ComponentStorage)).
+		WithOwnerReferences(ownerReference(t)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(selector(t, naming.ComponentStorage)))
 }

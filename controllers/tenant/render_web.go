@@ -48,6 +48,20 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 	if replicas != nil {
 		spec.WithReplicas(*replicas)
 	}
+	pod := corev1ac.PodSpec().
+		WithServiceAccountName(naming.ServiceAccount(t.Name)).
+		WithAutomountServiceAccountToken(false).
+		WithSecurityContext(restrictedPodSecurity()).
+		WithTerminationGracePeriodSeconds(15).
+		WithContainers(container).
+		WithVolumes(tmpVolume())
+	if component == naming.ComponentIngest {
+		// Ingest's replicas spread over nodes when they can: one node's loss leaves the others taking batches.
+		pod.WithAffinity(corev1ac.Affinity().WithPodAntiAffinity(corev1ac.PodAntiAffinity().
+			WithPreferredDuringSchedulingIgnoredDuringExecution(corev1ac.WeightedPodAffinityTerm().WithWeight(100).
+				WithPodAffinityTerm(corev1ac.PodAffinityTerm().WithTopologyKey(corev1.LabelHostname).
+					WithLabelSelector(selector(t, component))))))
+	}
 	return appsv1ac.Deployment(name, t.Namespace).
 		WithLabels(naming.Labels(t.Name, component)).
 		WithOwnerReferences(ownerReference(t)).
@@ -55,13 +69,7 @@ func (c Config) webDeployment(t *v1alpha1.SupportTenant, component string, repli
 			WithSelector(selector(t, component)).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(naming.Labels(t.Name, component)).
-				WithSpec(corev1ac.PodSpec().
-					WithServiceAccountName(naming.ServiceAccount(t.Name)).
-					WithAutomountServiceAccountToken(false).
-					WithSecurityContext(restrictedPodSecurity()).
-					WithTerminationGracePeriodSeconds(15).
-					WithContainers(container).
-					WithVolumes(tmpVolume()))))
+				WithSpec(pod)))
 }
 
 // storageArgs are the flags with which ingest and dashboard find the tenant's storage: this cluster's MinIO,

@@ -35,6 +35,7 @@ func TestHelmTemplateDefaults(t *testing.T) {
 		"ClusterRole/" + clusterRoleName,
 		"ClusterRoleBinding/" + clusterRoleName,
 		"Deployment/" + managerName,
+		"NetworkPolicy/" + managerName,
 		"Role/" + leaderElectionName,
 		"RoleBinding/" + leaderElectionName,
 		"Service/" + metricsServiceName,

@@ -208,7 +208,7 @@ func kindNames(objs []manifest) []string {
 // namespacedKinds are the namespaced kinds the installs render.
 var namespacedKinds = map[string]bool{
 	"ServiceAccount": true, "Role": true, "RoleBinding": true, "Deployment": true, "Service": true,
-	"ServiceMonitor": true, "Secret": true,
+	"ServiceMonitor": true, "Secret": true, "NetworkPolicy": true, "ConfigMap": true, "Ingress": true,
 }
 
 // requireNamespaces checks that every namespaced object is in ns and no cluster-scoped one has a namespace.

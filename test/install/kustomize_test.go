@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -24,6 +25,7 @@ func TestKustomizeDefault(t *testing.T) {
 		"CustomResourceDefinition/supporttenants.supportstack.io",
 		"Deployment/" + managerName,
 		"Namespace/" + operatorNamespace,
+		"NetworkPolicy/" + managerName,
 		"Role/" + leaderElectionName,
 		"RoleBinding/" + leaderElectionName,
 		"Service/" + metricsServiceName,
@@ -79,6 +81,16 @@ func TestKustomizeMatchesHelm(t *testing.T) {
 	hsvc := into[corev1.Service](t, find(t, h, "Service", metricsServiceName))
 	require.Equal(t, ksvc.Spec.Ports, hsvc.Spec.Ports, "ports of the metrics Service")
 	require.Equal(t, ksvc.Spec.Type, hsvc.Spec.Type, "type of the metrics Service")
+	knp := into[networkingv1.NetworkPolicy](t, find(t, k, "NetworkPolicy", managerName))
+	hnp := into[networkingv1.NetworkPolicy](t, find(t, h, "NetworkPolicy", managerName))
+	// The selectors differ as the Deployments' do (Helm adds the release); what is allowed must not.
+	requireSemanticEqual(t, knp.Spec.PolicyTypes, hnp.Spec.PolicyTypes, "policy types of the operator's NetworkPolicy")
+	requireSemanticEqual(t, knp.Spec.Ingress, hnp.Spec.Ingress, "ingress of the operator's NetworkPolicy")
+	requireSemanticEqual(t, knp.Spec.Egress, hnp.Spec.Egress, "egress of the operator's NetworkPolicy")
+	kdepSel := into[appsv1.Deployment](t, find(t, k, "Deployment", managerName)).Spec.Template.Labels
+	for key, v := range knp.Spec.PodSelector.MatchLabels {
+		require.Equal(t, v, kdepSel[key], "the kustomize NetworkPolicy selects the operator's pods")
+	}
 
 	// Every object of the chart exists in config/default (which also holds the Namespace and the CRDs).
 	kinds := kindNames(k)
