@@ -10,7 +10,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -40,16 +39,7 @@ const (
 
 var bins procs.Binaries
 
-func TestMain(m *testing.M) {
-	var err error
-	if bins, err = procs.Build(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	bins.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(procs.Main(m, &bins)) }
 
 // env is a tenant's data plane on this machine.
 type env struct {
@@ -86,20 +76,8 @@ func startDashboard(t *testing.T, tenant, displayName, sessionKey string, storag
 	procs.Start(t, "dashboard-"+tenant, append(storageEnv(storage[0]), "DASHBOARD_ADMIN_PASSWORD="+adminPassword,
 		"DASHBOARD_SESSION_KEY="+sessionKey), bins.Supportstack, args...)
 	url := "http://" + addr
-	waitReady(t, url)
+	procs.WaitReady(t, url)
 	return url
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond, "%s never became ready", url)
 }
 
 func startEnv(t *testing.T) *env {
@@ -112,7 +90,7 @@ func startEnv(t *testing.T) *env {
 		"--tenant=acme", "--bucket="+bucket, "--storage-endpoints="+endpoints, "--storage-health-interval=200ms",
 		"--max-records-per-second=0")
 	e.ingest = "http://" + addr
-	waitReady(t, e.ingest)
+	procs.WaitReady(t, e.ingest)
 	e.dashboard = startDashboard(t, "acme", hostileDisplay, "acme-session-key-0123456789abcdef-0123", []*miniotest.Server{e.own, e.peer})
 	return e
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -33,15 +32,8 @@ const (
 var supportstackBin, agentBin string
 
 func TestMain(m *testing.M) {
-	bins, err := procs.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build binaries:", err)
-		os.Exit(1)
-	}
-	supportstackBin, agentBin = bins.Supportstack, bins.Agent
-	code := m.Run()
-	bins.Remove()
-	os.Exit(code)
+	var bins procs.Binaries
+	os.Exit(procs.Main(m, &bins, func() { supportstackBin, agentBin = bins.Supportstack, bins.Agent }))
 }
 
 var (
@@ -75,14 +67,7 @@ func startIngest(t *testing.T, storage ...*miniotest.Server) string {
 		supportstackBin, "ingest", "--listen-address="+addr, "--tenant=acme", "--bucket="+bucket,
 		"--storage-endpoints="+strings.Join(urls, ","), "--storage-health-interval=200ms", "--max-records-per-second=0")
 	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 50*time.Millisecond, "ingest did not become ready")
+	procs.WaitReady(t, url)
 	return url
 }
 

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -44,16 +43,7 @@ import (
 
 var bins procs.Binaries
 
-func TestMain(m *testing.M) {
-	var err error
-	if bins, err = procs.Build(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	bins.Remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(procs.Main(m, &bins)) }
 
 const catalog = `
 plans:
@@ -92,13 +82,7 @@ func TestSelfService(t *testing.T) {
 		"--namespace="+planes.OperatorNamespace, "--oidc-issuer="+idp.Issuer, "--oidc-client-id="+idp.ClientID,
 		"--oidc-redirect-url="+base+"/auth/oidc/callback", "--owner-user-prefix=oidc:",
 		"--service-account="+planes.OperatorNamespace+"/supportstack-portal")
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond, "the portal never answered")
+	procs.WaitReady(t, base)
 
 	// Alice signs in with her company account and creates a workspace.
 	b := browsertest.New(t)

@@ -5,11 +5,13 @@ package procs
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -99,4 +101,32 @@ func FreeAddr(t *testing.T) string {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Main builds the binaries into *bins, runs the hooks (which may take the paths), runs the tests and removes the
+// binaries: a test package's TestMain.
+func Main(m *testing.M, bins *Binaries, hooks ...func()) int {
+	var err error
+	if *bins, err = Build(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		return 1
+	}
+	defer bins.Remove()
+	for _, h := range hooks {
+		h()
+	}
+	return m.Run()
+}
+
+// WaitReady waits until url/readyz answers 200.
+func WaitReady(t *testing.T, url string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "%s never became ready", url)
 }
