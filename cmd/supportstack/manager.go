@@ -41,6 +41,10 @@ func (f *operatorFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.opts.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&f.opts.LeaderElection, "leader-elect", false, "elect a leader among operator replicas (use it with more than one replica)")
+	fs.StringVar(&f.opts.LeaderElectionNamespace, "leader-elect-namespace", "", "namespace of the leader-election Lease (default: the operator's own, $POD_NAMESPACE)")
+	fs.DurationVar(&f.opts.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a leader's Lease holds without renewal: a leader that dies is replaced within about this plus the retry period")
+	fs.DurationVar(&f.opts.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up leading")
+	fs.DurationVar(&f.opts.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to take the Lease")
 	fs.StringVar(&f.watchNamespaces, "watch-namespaces", "", "comma-separated namespaces to watch; empty watches all")
 	fs.StringVar(&f.opts.Tenant.MinIOImage, "minio-image", defaultMinIOImage, "default MinIO image of tenants")
 	fs.StringVar(&f.opts.Tenant.SupportstackImage, "supportstack-image", defaultSupportstackImage(), "image that runs tenants' ingest and dashboard")
@@ -65,6 +69,9 @@ func (f *operatorFlags) complete() {
 		}
 	}
 	f.opts.Tenant.OperatorNamespace = os.Getenv("POD_NAMESPACE")
+	if f.opts.LeaderElectionNamespace == "" {
+		f.opts.LeaderElectionNamespace = f.opts.Tenant.OperatorNamespace
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 }
 
