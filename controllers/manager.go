@@ -74,7 +74,9 @@ type Options struct {
 
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
-	LeaderElection         bool
+	// PprofBindAddress serves Go's profiles (/debug/pprof/) when set; off by default.
+	PprofBindAddress string
+	LeaderElection   bool
 	// LeaderElectionNamespace is needed when the operator runs outside a cluster with leader election.
 	LeaderElectionNamespace string
 	// LeaseDuration, RenewDeadline and RetryPeriod time the election (controller-runtime's defaults when zero:
@@ -115,6 +117,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		PprofBindAddress:        o.PprofBindAddress,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,

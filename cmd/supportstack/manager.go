@@ -40,6 +40,7 @@ type operatorFlags struct {
 func (f *operatorFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.opts.MetricsBindAddress, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&f.opts.HealthProbeBindAddress, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.StringVar(&f.opts.PprofBindAddress, "pprof-bind-address", "", "address of Go's profiles (/debug/pprof/), for diagnosing memory and CPU; empty disables it")
 	fs.BoolVar(&f.opts.LeaderElection, "leader-elect", false, "elect a leader among operator replicas (use it with more than one replica)")
 	fs.StringVar(&f.opts.LeaderElectionNamespace, "leader-elect-namespace", "", "namespace of the leader-election Lease (default: the operator's own, $POD_NAMESPACE)")
 	fs.DurationVar(&f.opts.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a leader's Lease holds without renewal: a leader that dies is replaced within about this plus the retry period")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -254,6 +255,19 @@ func (r *Reconciler) applyChildren(ctx context.Context, t *v1alpha1.SupportTenan
 	if err != nil {
 		return err
 	}
+	// One event per reconcile lists what it created and what it set back to the spec, rather than one per
+	// object: a new tenant's thirteen objects are one line for a person, and one request, not thirteen, for the
+	// API server (which matters with a thousand tenants).
+	var createdObjs, updatedObjs []string
+	defer func() {
+		if len(createdObjs) > 0 {
+			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonCreated, ActionApply, "Created %s", strings.Join(createdObjs, ", "))
+		}
+		if len(updatedObjs) > 0 {
+			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonUpdated, ActionApply, "Set back to the tenant's spec: %s",
+				strings.Join(updatedObjs, ", "))
+		}
+	}()
 	for _, ch := range r.Config.children(t, world{scale: scale, peer: peer}) {
 		outcome, err := r.applyChild(ctx, ch)
 		if err != nil {
@@ -262,11 +276,9 @@ func (r *Reconciler) applyChildren(ctx context.Context, t *v1alpha1.SupportTenan
 		}
 		switch outcome {
 		case created:
-			r.Recorder.Eventf(t, ch.current, corev1.EventTypeNormal, ReasonCreated, ActionApply,
-				"Created %s %s", ch.kind, ch.current.GetName())
+			createdObjs = append(createdObjs, ch.kind+" "+ch.current.GetName())
 		case updated:
-			r.Recorder.Eventf(t, ch.current, corev1.EventTypeNormal, ReasonUpdated, ActionApply,
-				"Updated %s %s to match the tenant's spec", ch.kind, ch.current.GetName())
+			updatedObjs = append(updatedObjs, ch.kind+" "+ch.current.GetName())
 		}
 	}
 	deleted, err := r.deleteStaleIngresses(ctx, t)

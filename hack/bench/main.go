@@ -72,6 +72,9 @@ type options struct {
 	dashDevices  int
 	dashHistory  int
 	dashRequests int
+	// The operator at scale (scale.go).
+	scaleTenants int
+	scaleWorkers int
 	only         string
 }
 
@@ -97,10 +100,12 @@ func main() {
 	flag.IntVar(&o.clusterLossRuns, "clusterloss-runs", 3, "whole-cluster losses, each on fresh clusters")
 	flag.IntVar(&o.clusterLossAgents, "clusterloss-agents", 50, "real agents reporting through each whole-cluster loss")
 	flag.IntVar(&o.failoverBacklog, "failover-backlog", 0, "objects written to west during a last outage of east, for the failback figure of a large backlog (0: none)")
-	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication, failover, clusterloss or dashboard")
+	flag.StringVar(&o.only, "only", "", "run one part only: throughput, spool, agent, enrolls, soak, herd, replication, failover, clusterloss, dashboard or scale")
 	flag.IntVar(&o.dashDevices, "dashboard-devices", 10_000, "devices in the dashboard's bucket")
 	flag.IntVar(&o.dashHistory, "dashboard-history", 100, "devices with 30 days of per-minute samples")
 	flag.IntVar(&o.dashRequests, "dashboard-requests", 300, "requests per measured page")
+	flag.IntVar(&o.scaleTenants, "scale-tenants", 1000, "SupportTenants created at once by the scale part")
+	flag.IntVar(&o.scaleWorkers, "scale-workers", 4, "the operator's --max-concurrent-reconciles in the scale part")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -185,6 +190,11 @@ func run(o options) error {
 	}
 	if part("failover") {
 		if err := failoverFigures(ctx, o, work); err != nil {
+			return err
+		}
+	}
+	if o.only == "scale" { // not part of the default run: it takes its own control plane and minutes
+		if err := scaleFigures(ctx, o, work); err != nil {
 			return err
 		}
 	}

@@ -36,6 +36,8 @@ type Options struct {
 	// WithoutControllerManager skips kube-controller-manager (no garbage collection), for tests that need only
 	// the API server.
 	WithoutControllerManager bool
+	// ServiceCIDR is the Services' ClusterIP range; envtest's default (a /24) holds about 250 Services.
+	ServiceCIDR string
 }
 
 // Cluster is a running control plane.
@@ -67,6 +69,9 @@ func Start(o Options) (*Cluster, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{o.CRDDir},
 		ErrorIfCRDPathMissing: true,
+	}
+	if o.ServiceCIDR != "" {
+		env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", o.ServiceCIDR)
 	}
 	cfg, err := env.Start()
 	if err != nil {
