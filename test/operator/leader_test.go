@@ -4,17 +4,21 @@ package operator_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +28,7 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/procs"
+	"github.com/supportstack/supportstack/internal/naming"
 )
 
 var bins procs.Binaries
@@ -151,4 +156,103 @@ func TestLeaderElection(t *testing.T) {
 	require.Less(t, afterStop, leaseDuration, "a clean stop released the Lease")
 	t.Logf("handover: %s after SIGKILL (lease %s, retry %s), %s after SIGTERM", afterCrash.Round(10*time.Millisecond),
 		leaseDuration, retryPeriod, afterStop.Round(10*time.Millisecond))
+}
+
+// The operator killed (SIGKILL) at random points while 100 tenants converge, five times: after each restart every
+// tenant converges, and in the end each has exactly its children — one of each, owned by it, none left over.
+func TestKilledWhileConverging(t *testing.T) {
+	root, err := localbin.RepoRoot()
+	require.NoError(t, err)
+	cluster, err := localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases"), Dir: t.TempDir(),
+		WithoutControllerManager: true, ServiceCIDR: "10.96.0.0/16"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cluster.Stop() })
+	c, err := client.New(cluster.Config, client.Options{Scheme: controllers.Scheme()})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, ns := range []string{"supportstack-system", "tenants"} {
+		require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	const tenants = 100
+	for i := range tenants {
+		name := fmt.Sprintf("t%03d", i)
+		require.NoError(t, c.Create(ctx, &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "tenants", Name: name},
+			Spec: v1alpha1.SupportTenantSpec{DisplayName: name}}))
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for round := range 5 {
+		r := startReplica(t, fmt.Sprintf("round%d", round), cluster.Kubeconfig)
+		// Somewhere between its first writes and its last.
+		time.Sleep(time.Duration(200+rng.IntN(2500)) * time.Millisecond) // the kill point itself, chosen at random
+		r.proc.Kill(syscall.SIGKILL)
+	}
+	startReplica(t, "last", cluster.Kubeconfig)
+	require.Eventually(t, func() bool {
+		var list v1alpha1.SupportTenantList
+		if c.List(ctx, &list, client.InNamespace("tenants")) != nil {
+			return false
+		}
+		done := 0
+		for _, tn := range list.Items {
+			if tn.Status.ObservedGeneration == tn.Generation && len(tn.Status.Conditions) > 0 {
+				done++
+			}
+		}
+		return done == tenants
+	}, 3*time.Minute, 200*time.Millisecond, "not every tenant converged after the kills")
+
+	// Every child: one per kind and name a tenant has, owned by exactly that tenant (as its controller).
+	counts := map[string]int{}
+	check := func(kind string, items []metav1.Object) {
+		for _, o := range items {
+			var owner string
+			for _, ref := range o.GetOwnerReferences() {
+				if ref.Controller != nil && *ref.Controller {
+					require.Empty(t, owner, "%s %s has two controllers", kind, o.GetName())
+					owner = ref.Name
+				}
+			}
+			require.NotEmpty(t, owner, "%s %s has no controller: an orphan", kind, o.GetName())
+			require.Equal(t, owner, o.GetLabels()[naming.LabelInstance], "%s %s is owned by another tenant", kind, o.GetName())
+			counts[kind+"/"+owner]++
+		}
+	}
+	managed := client.MatchingLabels{naming.LabelManagedBy: naming.ManagedBy}
+	var deps appsv1.DeploymentList
+	require.NoError(t, c.List(ctx, &deps, client.InNamespace("tenants"), managed))
+	check("Deployment", metaOf(deps.Items))
+	var sts appsv1.StatefulSetList
+	require.NoError(t, c.List(ctx, &sts, client.InNamespace("tenants"), managed))
+	check("StatefulSet", metaOf(sts.Items))
+	var svcs corev1.ServiceList
+	require.NoError(t, c.List(ctx, &svcs, client.InNamespace("tenants"), managed))
+	check("Service", metaOf(svcs.Items))
+	var secrets corev1.SecretList
+	require.NoError(t, c.List(ctx, &secrets, client.InNamespace("tenants"), managed))
+	for i := range tenants {
+		name := fmt.Sprintf("t%03d", i)
+		require.Equal(t, 2, counts["Deployment/"+name], "%s: ingest and dashboard", name)
+		require.Equal(t, 1, counts["StatefulSet/"+name], name)
+		require.Equal(t, 4, counts["Service/"+name], "%s: MinIO (two), ingest, dashboard", name)
+	}
+	require.Len(t, deps.Items, 2*tenants)
+	require.Len(t, sts.Items, tenants)
+	creds := 0
+	for _, s := range secrets.Items {
+		if strings.HasSuffix(s.Name, "-credentials") {
+			creds++
+		}
+	}
+	require.Equal(t, tenants, creds, "one credentials Secret per tenant: a kill between generating and storing them made no second")
+}
+
+func metaOf[T any, P interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = P(&items[i])
+	}
+	return out
 }
