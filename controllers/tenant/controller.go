@@ -264,7 +264,7 @@ func (r *Reconciler) applyChildren(ctx context.Context, t *v1alpha1.SupportTenan
 			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonCreated, ActionApply, "Created %s", strings.Join(createdObjs, ", "))
 		}
 		if len(updatedObjs) > 0 {
-			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonUpdated, ActionApply, "Set back to the tenant's spec: %s",
+			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonUpdated, ActionApply, "Updated to match the tenant's spec: %s",
 				strings.Join(updatedObjs, ", "))
 		}
 	}()

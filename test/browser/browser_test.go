@@ -181,6 +181,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.True(t, strings.HasSuffix(b.Location(), "/devices"), "sign-in returns to the page asked for: %s", b.Location())
 	require.Equal(t, hostileDisplay, b.Text(`.brand`), "the tenant's display name is shown as text")
 	b.Inert("device list")
+	styled(b, "the device list")
 
 	// The index fills from the bucket: all three devices, the hostile one by its name as text.
 	b.Until(e.dashboard+"/devices", `document.querySelectorAll('#device-table tbody tr a').length === 3`, 30*time.Second, "the device list never showed the three devices")
@@ -238,6 +239,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	// The own storage stops: the banner says the peer's copy serves, the status page says which copy is down.
 	b.Do(chromedp.Navigate(e.dashboard + "/status"))
+	styled(b, "the status page")
 	b.Shot("status")
 	e.own.Stop()
 	b.Until(e.dashboard+"/", `!!document.querySelector('#failover-banner')`, 30*time.Second, "the banner never showed the peer's copy serving")
@@ -284,4 +286,11 @@ func TestSessionsInABrowser(t *testing.T) {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// styled checks that the page's stylesheet loaded: its CSP lets it in and it was served.
+func styled(b *browsertest.Browser, where string) {
+	b.T.Helper()
+	ok, _ := b.Eval(`document.styleSheets.length === 1 && document.styleSheets[0].cssRules.length > 10`).(bool)
+	require.True(b.T, ok, "%s has no stylesheet", where)
 }
