@@ -70,20 +70,9 @@ type enroller struct {
 func newEnroller(cfg config.Config, lay config.Layout, cl *client.Client, version string, log *slog.Logger) *enroller {
 	return &enroller{
 		cfg: cfg, lay: lay, client: cl, version: version, log: log,
-		rand: rand.Float64, sleep: sleepCtx, now: time.Now,
+		rand: rand.Float64, sleep: sender.Sleep, now: time.Now,
 		status: &EnrollingStatus{URLs: slices.Clone(cfg.IngestURLs), Reason: "enrolling at " + strings.Join(cfg.IngestURLs, ", ")},
 		logged: map[string]bool{},
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

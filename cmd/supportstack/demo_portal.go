@@ -1,22 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/oidcprovider"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/portal"
@@ -52,18 +49,8 @@ func startDemoPortal(ctx context.Context, crds string, east *planes.Plane) error
 		return err
 	}
 	// The ClusterRoles the portal binds in each workspace (config/rbac/portal, beside the CRDs' config/crd/bases).
-	roles, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(crds)), "rbac", "portal", "workspace_roles.yaml"))
-	if err != nil {
+	if err := localcluster.ApplyRBAC(ctx, c, filepath.Join(filepath.Dir(filepath.Dir(crds)), "rbac", "portal", "workspace_roles.yaml")); err != nil {
 		return err
-	}
-	for _, doc := range splitYAML(roles) {
-		role := &rbacv1.ClusterRole{}
-		if err := yaml.Unmarshal(doc, role); err != nil || role.Name == "" {
-			continue
-		}
-		if err := c.Create(ctx, role); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -101,6 +88,3 @@ func startDemoPortal(ctx context.Context, crds string, east *planes.Plane) error
 		"  or with this invitation for customer@example.com, good once: %s/invite/%s\n", base, base, token)
 	return nil
 }
-
-// splitYAML splits a multi-document YAML stream.
-func splitYAML(b []byte) [][]byte { return bytes.Split(b, []byte("\n---")) }

@@ -61,35 +61,21 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request, info *requestInf
 		return
 	}
 	defer release()
-	token, rerr, err := s.tokenRecord(r.Context(), grant)
+	token, err := s.tokenRecord(r.Context(), grant)
 	if err != nil {
-		s.unavailable(w, info, err)
-		return
-	}
-	if rerr != nil {
-		s.fail(w, info, rerr)
+		s.refuseOrUnavailable(w, info, err)
 		return
 	}
 	id, err := s.identify(r.Context(), req)
 	if err != nil {
-		var re *protocol.RequestError
-		if errors.As(err, &re) {
-			info.device = req.DeviceID
-			s.fail(w, info, re)
-			return
-		}
-		s.unavailable(w, info, err)
+		info.device = req.DeviceID
+		s.refuseOrUnavailable(w, info, err)
 		return
 	}
 	info.device = id.deviceID
 	if id.prev == nil {
-		rerr, err := s.admitNewDevice(r.Context(), token)
-		if err != nil {
-			s.unavailable(w, info, err)
-			return
-		}
-		if rerr != nil {
-			s.fail(w, info, rerr)
+		if err := s.admitNewDevice(r.Context(), token); err != nil {
+			s.refuseOrUnavailable(w, info, err)
 			return
 		}
 	}
@@ -318,4 +304,15 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// refuseOrUnavailable answers an enrollment check's error: a refusal (*protocol.RequestError) as it says, anything
+// else as the storage being unavailable.
+func (s *Server) refuseOrUnavailable(w http.ResponseWriter, info *requestInfo, err error) {
+	var re *protocol.RequestError
+	if errors.As(err, &re) {
+		s.fail(w, info, re)
+		return
+	}
+	s.unavailable(w, info, err)
 }

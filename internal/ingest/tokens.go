@@ -49,42 +49,43 @@ func (s *Server) presentedToken(r *http.Request) (tokenGrant, *protocol.RequestE
 	return tokenGrant{id: id, secret: secret}, nil
 }
 
-// tokenRecord reads and checks a staff-made token's record; nil for the tenant's own token.
-func (s *Server) tokenRecord(ctx context.Context, g tokenGrant) (*enrolltoken.Record, *protocol.RequestError, error) {
+// tokenRecord reads and checks a staff-made token's record; nil for the tenant's own token. A refusal is a
+// *protocol.RequestError, anything else a storage failure.
+func (s *Server) tokenRecord(ctx context.Context, g tokenGrant) (*enrolltoken.Record, error) {
 	if g.id == "" {
-		return nil, nil, nil
+		return nil, nil
 	}
 	data, err := s.pool.Get(ctx, enrolltoken.Key(g.id), maxTokenRecordBytes)
 	switch {
 	case errors.Is(err, storagepool.ErrNotFound), errors.Is(err, storagepool.ErrTooLarge):
-		return nil, errInvalidToken, nil
+		return nil, errInvalidToken
 	case err != nil:
-		return nil, nil, err
+		return nil, err
 	}
 	var rec enrolltoken.Record
 	if json.Unmarshal(data, &rec) != nil || rec.ID != g.id || !rec.Matches(g.secret) {
-		return nil, errInvalidToken, nil
+		return nil, errInvalidToken
 	}
-	return &rec, nil, nil
+	return &rec, nil
 }
 
 // admitNewDevice checks that a staff-made token may enroll one more device (a device that proved its identity
-// needs no admission: revoking a token never disconnects a PC).
-func (s *Server) admitNewDevice(ctx context.Context, rec *enrolltoken.Record) (*protocol.RequestError, error) {
+// needs no admission: revoking a token never disconnects a PC). A refusal is a *protocol.RequestError.
+func (s *Server) admitNewDevice(ctx context.Context, rec *enrolltoken.Record) error {
 	if rec == nil {
-		return nil, nil
+		return nil
 	}
 	uses := 0
 	if rec.MaxUses > 0 {
 		keys, err := s.pool.List(ctx, storagepool.ListOptions{Prefix: enrolltoken.UsesOf(rec.ID), Recursive: true, Limit: rec.MaxUses})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		uses = len(keys)
 	}
 	err := rec.Admits(s.now(), uses)
 	if err == nil {
-		return nil, nil
+		return nil
 	}
 	code := "enrollment_token_used_up"
 	switch {
@@ -94,7 +95,7 @@ func (s *Server) admitNewDevice(ctx context.Context, rec *enrolltoken.Record) (*
 		code = "enrollment_token_expired"
 	}
 	return &protocol.RequestError{Status: http.StatusForbidden, Code: code,
-		Message: err.Error() + ": devices it enrolled keep reporting; a new PC needs another token"}, nil
+		Message: err.Error() + ": devices it enrolled keep reporting; a new PC needs another token"}
 }
 
 // recordUse notes that the token enrolled the device. Two enrollments at once may both pass admission: a use

@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/internal/harness/localbin"
@@ -362,31 +361,6 @@ func makeReady(t *testing.T, tenant *v1alpha1.SupportTenant) {
 	require.NoError(t, admin.Status().Update(ctx, tenant))
 }
 
-// applyRBAC creates the ClusterRoles and Roles of a manifest as the admin.
-func applyRBAC(t *testing.T, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	for _, doc := range strings.Split(string(data), "\n---") {
-		if strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(doc), "---")) == "" || !strings.Contains(doc, "kind:") {
-			continue
-		}
-		var obj client.Object
-		switch {
-		case strings.Contains(doc, "kind: ClusterRole\n"):
-			obj = &rbacv1.ClusterRole{}
-		case strings.Contains(doc, "kind: Role\n"):
-			obj = &rbacv1.Role{}
-		default:
-			t.Fatalf("%s: unexpected document %s", path, doc)
-		}
-		require.NoError(t, yaml.UnmarshalStrict([]byte(strings.TrimPrefix(strings.TrimSpace(doc), "---")), obj), doc)
-		if err := admin.Create(context.Background(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			require.NoError(t, err)
-		}
-	}
-}
-
 // The portal works with exactly the RBAC generated from its markers (config/rbac/portal) and no more: it signs a
 // customer in, creates a workspace, binds itself in it and reads the workspace's Secret — and cannot read a
 // Secret anywhere else or create what it does not need.
@@ -394,8 +368,9 @@ func TestPortalWithItsOwnRBAC(t *testing.T) {
 	ctx := context.Background()
 	root, err := localbin.RepoRoot()
 	require.NoError(t, err)
-	applyRBAC(t, filepath.Join(root, "config", "rbac", "portal", "role.yaml"))
-	applyRBAC(t, filepath.Join(root, "config", "rbac", "portal", "workspace_roles.yaml"))
+	for _, f := range []string{"role.yaml", "workspace_roles.yaml"} {
+		require.NoError(t, localcluster.ApplyRBAC(ctx, admin, filepath.Join(root, "config", "rbac", "portal", f)))
+	}
 	const user = "system:serviceaccount:" + portalNamespace + ":supportstack-portal"
 	subject := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}
 	require.NoError(t, admin.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "supportstack-portal"},

@@ -42,6 +42,24 @@ const (
 	retryPeriod   = 500 * time.Millisecond
 )
 
+// startCluster starts a control plane with the CRDs (and serviceCIDR, when set, for more Services than envtest's
+// default range holds) and the operator's and the tenants' namespaces.
+func startCluster(t *testing.T, serviceCIDR string) (*localcluster.Cluster, client.Client) {
+	t.Helper()
+	root, err := localbin.RepoRoot()
+	require.NoError(t, err)
+	cluster, err := localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases"), Dir: t.TempDir(),
+		WithoutControllerManager: true, ServiceCIDR: serviceCIDR})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cluster.Stop() })
+	c, err := client.New(cluster.Config, client.Options{Scheme: controllers.Scheme()})
+	require.NoError(t, err)
+	for _, ns := range []string{"supportstack-system", "tenants"} {
+		require.NoError(t, c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	}
+	return cluster, c
+}
+
 // replica is one operator process and its metrics address.
 type replica struct {
 	name    string
@@ -98,18 +116,8 @@ func (r *replica) tenantReconciles(t *testing.T) int {
 // Of several operator replicas exactly one reconciles; when it is killed (SIGKILL: no chance to release its Lease)
 // another takes over within the lease timings, and when it stops cleanly (SIGTERM) it hands over at once.
 func TestLeaderElection(t *testing.T) {
-	root, err := localbin.RepoRoot()
-	require.NoError(t, err)
-	cluster, err := localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases"), Dir: t.TempDir(),
-		WithoutControllerManager: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cluster.Stop() })
-	c, err := client.New(cluster.Config, client.Options{Scheme: controllers.Scheme()})
-	require.NoError(t, err)
+	cluster, c := startCluster(t, "")
 	ctx := context.Background()
-	for _, ns := range []string{"supportstack-system", "tenants"} {
-		require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	}
 
 	a, b := startReplica(t, "a", cluster.Kubeconfig), startReplica(t, "b", cluster.Kubeconfig)
 	var leader, follower *replica
@@ -161,18 +169,8 @@ func TestLeaderElection(t *testing.T) {
 // The operator killed (SIGKILL) at random points while 100 tenants converge, five times: after each restart every
 // tenant converges, and in the end each has exactly its children — one of each, owned by it, none left over.
 func TestKilledWhileConverging(t *testing.T) {
-	root, err := localbin.RepoRoot()
-	require.NoError(t, err)
-	cluster, err := localcluster.Start(localcluster.Options{CRDDir: filepath.Join(root, "config", "crd", "bases"), Dir: t.TempDir(),
-		WithoutControllerManager: true, ServiceCIDR: "10.96.0.0/16"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cluster.Stop() })
-	c, err := client.New(cluster.Config, client.Options{Scheme: controllers.Scheme()})
-	require.NoError(t, err)
+	cluster, c := startCluster(t, "10.96.0.0/16")
 	ctx := context.Background()
-	for _, ns := range []string{"supportstack-system", "tenants"} {
-		require.NoError(t, c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
-	}
 	const tenants = 100
 	for i := range tenants {
 		name := fmt.Sprintf("t%03d", i)

@@ -6,7 +6,6 @@
 package portal_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -23,16 +22,15 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/supportstack/supportstack/api/v1alpha1"
 	"github.com/supportstack/supportstack/controllers"
 	"github.com/supportstack/supportstack/internal/harness/browsertest"
 	"github.com/supportstack/supportstack/internal/harness/localbin"
+	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/oidcprovider"
 	"github.com/supportstack/supportstack/internal/harness/planes"
 	"github.com/supportstack/supportstack/internal/harness/procs"
@@ -67,7 +65,9 @@ func TestSelfService(t *testing.T) {
 
 	env := planes.StartPlanes(t, planes.Options{SupportstackBin: bins.Supportstack, Operator: controllers.Options{}}, "east")
 	east := env.Plane("east")
-	applyManifest(t, east.Admin, "config/rbac/portal/workspace_roles.yaml")
+	repo, err := localbin.RepoRoot()
+	require.NoError(t, err)
+	require.NoError(t, localcluster.ApplyRBAC(ctx, east.Admin, filepath.Join(repo, "config", "rbac", "portal", "workspace_roles.yaml")))
 	if err := east.Admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: planes.OperatorNamespace}}); err != nil {
 		require.True(t, apierrors.IsAlreadyExists(err), "%v", err)
 	}
@@ -205,23 +205,4 @@ func get(t *testing.T, url string) string {
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", url, body)
 	return string(body)
-}
-
-// applyManifest creates the ClusterRoles of a manifest of the repository.
-func applyManifest(t *testing.T, c client.Client, rel string) {
-	t.Helper()
-	root, err := localbin.RepoRoot()
-	require.NoError(t, err)
-	data, err := os.ReadFile(filepath.Join(root, rel))
-	require.NoError(t, err)
-	for _, doc := range bytes.Split(data, []byte("\n---")) {
-		if !bytes.Contains(doc, []byte("kind: ClusterRole")) {
-			continue
-		}
-		role := &rbacv1.ClusterRole{}
-		require.NoError(t, yaml.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(doc), []byte("---")), role))
-		if err := c.Create(context.Background(), role); err != nil && !apierrors.IsAlreadyExists(err) {
-			require.NoError(t, err)
-		}
-	}
 }

@@ -6,6 +6,7 @@
 package localcluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,4 +205,32 @@ func (c *Cluster) Stop() error {
 		c.env = nil
 	}
 	return errors.Join(errs...)
+}
+
+// ApplyRBAC creates the ClusterRoles and Roles of a multi-document manifest with c; those that exist are left as
+// they are.
+func ApplyRBAC(ctx context.Context, c client.Client, manifest string) error {
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", manifest, err)
+	}
+	for _, doc := range bytes.Split(data, []byte("\n---")) {
+		doc = bytes.TrimPrefix(bytes.TrimSpace(doc), []byte("---"))
+		var obj client.Object
+		switch {
+		case bytes.Contains(doc, []byte("\nkind: ClusterRole\n")) || bytes.HasPrefix(doc, []byte("kind: ClusterRole\n")):
+			obj = &rbacv1.ClusterRole{}
+		case bytes.Contains(doc, []byte("\nkind: Role\n")) || bytes.HasPrefix(doc, []byte("kind: Role\n")):
+			obj = &rbacv1.Role{}
+		default:
+			continue
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			return fmt.Errorf("parse %s: %w", manifest, err)
+		}
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
+		}
+	}
+	return nil
 }
