@@ -20,6 +20,9 @@ const (
 	ReasonPodsNotReady = "PodsNotReady"
 	// ReasonStorageUnreachable: MinIO does not answer its health check.
 	ReasonStorageUnreachable = "StorageUnreachable"
+	// ReasonServersUnavailable: some servers of a tenant's MinIO erasure set are down and the set still serves
+	// (MinIO reports write quorum); redundancy is reduced until they return.
+	ReasonServersUnavailable = "ServersUnavailable"
 	// ReasonBucketNotConfigured: MinIO answers but the bucket, versioning or lifecycle could not be set.
 	ReasonBucketNotConfigured = "BucketNotConfigured"
 	// ReasonApplyFailed: the API server refused one of the tenant's objects.

@@ -389,6 +389,7 @@ func (r *Reconciler) storageStep(ctx context.Context, st *state) (*ctrl.Result, 
 func (r *Reconciler) writeStatus(ctx context.Context, t *v1alpha1.SupportTenant, obs observation) error {
 	next := r.Config.desiredStatus(t, obs, time.Now())
 	recordConditionMetrics(t, next.Conditions)
+	recordStorageMetrics(t, obs.storage)
 	if equality.Semantic.DeepEqual(t.Status, next) {
 		return nil
 	}

@@ -20,6 +20,7 @@ const (
 	ReasonBecameReady        = "BecameReady"
 	ReasonRecovered          = "Recovered"
 	ReasonNotReady           = "NotReady"
+	ReasonStorageDegraded    = "StorageDegraded"
 
 	ActionApply            = "Apply"
 	ActionReconcile        = "Reconcile"
@@ -28,11 +29,18 @@ const (
 )
 
 // recordTransitions announces what a human should notice, once per change: the tenant becoming Ready (for the
-// first time, or again after an outage), and a component that stops being ready. Suspension is the user's own
-// doing and is not announced as a failure.
+// first time, or again after an outage), a component that stops being ready, and an erasure set that serves with
+// servers down (and all of them back). Suspension is the user's own doing and is not announced as a failure.
 func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before v1alpha1.SupportTenantStatus, after []metav1.Condition) {
 	for _, c := range after {
 		old := meta.FindStatusCondition(before.Conditions, c.Type)
+		switch degraded := c.Status == metav1.ConditionTrue && c.Reason == v1alpha1.ReasonServersUnavailable; {
+		case c.Type != v1alpha1.ConditionStorageReady || old == nil || old.Status != metav1.ConditionTrue:
+		case degraded && old.Reason != v1alpha1.ReasonServersUnavailable:
+			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonStorageDegraded, ActionObserve, "%s: %s", c.Type, c.Message)
+		case !degraded && c.Status == metav1.ConditionTrue && old.Reason == v1alpha1.ReasonServersUnavailable:
+			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonRecovered, ActionObserve, "%s: every MinIO server is ready", c.Type)
+		}
 		if old != nil && old.Status == c.Status {
 			continue
 		}

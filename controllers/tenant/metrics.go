@@ -15,8 +15,21 @@ var tenantCondition = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Help: "Condition of a SupportTenant: 1 for the condition's current status, 0 for the others.",
 }, []string{"namespace", "tenant", "type", "status"})
 
+// tenantStorageServers counts a tenant's MinIO servers, wanted and ready: an erasure set serves with some down,
+// and the difference is what an alert on reduced redundancy needs.
+var tenantStorageServers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "supportstack_tenant_storage_servers",
+	Help: "MinIO servers of a SupportTenant in this cluster: state=desired (spec.storage.servers) or ready.",
+}, []string{"namespace", "tenant", "state"})
+
 func init() {
-	metrics.Registry.MustRegister(tenantCondition)
+	metrics.Registry.MustRegister(tenantCondition, tenantStorageServers)
+}
+
+// recordStorageMetrics exports how many of the tenant's MinIO servers are ready.
+func recordStorageMetrics(t *v1alpha1.SupportTenant, w workload) {
+	tenantStorageServers.WithLabelValues(t.Namespace, t.Name, "desired").Set(float64(w.desired))
+	tenantStorageServers.WithLabelValues(t.Namespace, t.Name, "ready").Set(float64(w.ready))
 }
 
 // recordConditionMetrics exports the tenant's conditions.
@@ -35,4 +48,5 @@ func recordConditionMetrics(t *v1alpha1.SupportTenant, conds []metav1.Condition)
 // forgetMetrics removes a deleted tenant's series.
 func forgetMetrics(namespace, name string) {
 	tenantCondition.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "tenant": name})
+	tenantStorageServers.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "tenant": name})
 }

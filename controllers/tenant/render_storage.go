@@ -108,14 +108,20 @@ func volumeSize(t *v1alpha1.SupportTenant) resource.Quantity {
 const defaultVolumeSize = "10Gi"
 
 // minioArgs starts one drive per server: a single server serves its local drive, several servers form one
-// erasure set addressed through the headless Service.
+// erasure set of their drives, each named by its server's name under the headless Service. The drives are listed
+// one by one rather than with MinIO's {0...n} shorthand: the same set, and each server's name is written out
+// where an operator reading the pod (or a DNS stand-in) can see it.
 func (c Config) minioArgs(t *v1alpha1.SupportTenant) []string {
-	drives := minioDataDir
+	args := []string{"server"}
 	if n := t.Spec.Storage.Servers; n > 1 {
-		drives = fmt.Sprintf("http://%s-{0...%d}.%s%s", naming.MinIO(t.Name), n-1,
-			c.serviceHost(t, naming.MinIOHeadless(t.Name)), minioDataDir)
+		for i := range n {
+			args = append(args, fmt.Sprintf("http://%s-%d.%s:%d%s", naming.MinIO(t.Name), i,
+				c.serviceHost(t, naming.MinIOHeadless(t.Name)), naming.MinIOPort, minioDataDir))
+		}
+	} else {
+		args = append(args, minioDataDir)
 	}
-	return []string{"server", drives, "--address", fmt.Sprintf("$(POD_IP):%d", naming.MinIOPort), "--certs-dir", "/tmp/certs"}
+	return append(args, "--address", fmt.Sprintf("$(POD_IP):%d", naming.MinIOPort), "--certs-dir", "/tmp/certs")
 }
 
 // minioServices are the S3 Service and the headless Service that gives each server a stable DNS name.

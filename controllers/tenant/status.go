@@ -74,14 +74,23 @@ func conditions(o observation) []metav1.Condition {
 			suspended(v1alpha1.ConditionIngestReady), suspended(v1alpha1.ConditionDashboardReady)}
 	}
 	storage := workloadCondition(cond, v1alpha1.ConditionStorageReady, "MinIO servers", o.storage)
-	if storage.Status == metav1.ConditionTrue {
+	// An erasure set with servers down still serves as long as MinIO has write quorum, which its cluster health
+	// check (o.storageErr) answers: the servers' count alone cannot tell.
+	partial := o.storage.found && o.storage.observed && o.storage.desired > 1 && o.storage.ready > 0 && o.storage.ready < o.storage.desired
+	if storage.Status == metav1.ConditionTrue || partial {
 		switch {
 		case !o.storageChecked:
 			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonReconciling, "checking MinIO")
+		case o.storageErr != nil && partial:
+			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonStorageUnreachable, "%d/%d MinIO servers ready: %v",
+				o.storage.ready, o.storage.desired, o.storageErr)
 		case o.storageErr != nil:
 			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonStorageUnreachable, "%v", o.storageErr)
 		case o.bucketErr != nil:
 			storage = cond(v1alpha1.ConditionStorageReady, false, v1alpha1.ReasonBucketNotConfigured, "%v", o.bucketErr)
+		case partial:
+			storage = cond(v1alpha1.ConditionStorageReady, true, v1alpha1.ReasonServersUnavailable,
+				"%d/%d MinIO servers ready: the erasure set serves with reduced redundancy", o.storage.ready, o.storage.desired)
 		default:
 			storage = cond(v1alpha1.ConditionStorageReady, true, v1alpha1.ReasonAvailable,
 				"bucket %s is versioned and keeps records for %d days", naming.BucketName, o.retentionDays)

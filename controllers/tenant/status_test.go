@@ -56,6 +56,26 @@ func TestConditions(t *testing.T) {
 		"storage pods ready but not yet checked": {with(func(o *observation) { o.storageChecked = false }), nil, map[string]want{
 			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "checking MinIO"},
 		}},
+		"erasure set with a server down and write quorum serves": {with(func(o *observation) { o.storage = workload{found: true, desired: 4, ready: 3, observed: true} }), nil, map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionTrue, v1alpha1.ReasonServersUnavailable, "3/4 MinIO servers ready: the erasure set serves with reduced redundancy"},
+			v1alpha1.ConditionReady:        {metav1.ConditionTrue, v1alpha1.ReasonAvailable, ""},
+		}},
+		"erasure set without write quorum does not": {with(func(o *observation) {
+			o.storage = workload{found: true, desired: 4, ready: 2, observed: true}
+			o.storageErr = errors.New("storage health check: 503 Service Unavailable")
+		}), nil, map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonStorageUnreachable, "2/4 MinIO servers ready: storage health check: 503 Service Unavailable"},
+			v1alpha1.ConditionReady:        {metav1.ConditionFalse, v1alpha1.ReasonComponentsNotReady, "not ready: StorageReady"},
+		}},
+		"erasure set with a server down, not yet checked": {with(func(o *observation) {
+			o.storage = workload{found: true, desired: 4, ready: 3, observed: true}
+			o.storageChecked = false
+		}), nil, map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonReconciling, "checking MinIO"},
+		}},
+		"a lone server down is not a partial set": {with(func(o *observation) { o.storage = workload{found: true, desired: 1, ready: 0, observed: true} }), nil, map[string]want{
+			v1alpha1.ConditionStorageReady: {metav1.ConditionFalse, v1alpha1.ReasonPodsNotReady, "0/1 MinIO servers ready"},
+		}},
 		"apply failed wins over components": {with(func(o *observation) { o.applyErr = errors.New("apply Service x: forbidden"); o.ingest.ready = 0 }), nil, map[string]want{
 			v1alpha1.ConditionReady: {metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "apply Service x: forbidden"},
 		}},
@@ -150,5 +170,10 @@ func TestMinIOArgs(t *testing.T) {
 	tn.Spec.Storage.Servers = 1
 	require.Equal(t, []string{"server", "/data", "--address", "$(POD_IP):9000", "--certs-dir", "/tmp/certs"}, c.minioArgs(tn))
 	tn.Spec.Storage.Servers = 4
-	require.Equal(t, "http://acme-minio-{0...3}.acme-minio-hl.tenant-acme.svc.cluster.local/data", c.minioArgs(tn)[1])
+	require.Equal(t, []string{"server",
+		"http://acme-minio-0.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
+		"http://acme-minio-1.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
+		"http://acme-minio-2.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
+		"http://acme-minio-3.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
+		"--address", "$(POD_IP):9000", "--certs-dir", "/tmp/certs"}, c.minioArgs(tn))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/localrunner"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/naming"
 )
 
@@ -204,9 +205,10 @@ func startRunner(t *testing.T, ns string) *localrunner.Runner {
 	r, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
 		Scheme:     controllers.Scheme(),
 		Selector:   naming.ManagedSelector(),
-		Images:     localrunner.Images{minioImage: minioBin, supportstackImage: supportstackBin},
-		StateDir:   t.TempDir(),
-		Namespaces: []string{ns},
+		Images:       localrunner.Images{minioImage: minioBin, supportstackImage: supportstackBin},
+		StateDir:     t.TempDir(),
+		Namespaces:   []string{ns},
+		ContainerEnv: miniotest.PodEnv(minioImage),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() {

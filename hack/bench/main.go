@@ -3,7 +3,8 @@
 //   - ingest throughput: one `supportstack ingest` process against one local MinIO, many simulated agents
 //     sending 50-record batches, next to two references measured in the same run on the same MinIO:
 //     (a) the same objects written directly with minio-go — the overhead of ingest itself — and
-//     (b) the storage limit: the same records as 2,000-record gzip objects from 8 writers;
+//     (b) the storage limit: the same records as 2,000-record gzip objects from 8 writers; then the same three
+//     over an erasure set of four MinIO servers, the storage of a tenant with storage.servers 4;
 //   - the agent's spool append rate with the fsync policy the agent uses;
 //   - the agent's memory while idle and while draining a backlog, and its drain rate (when the agent binary
 //     is given);
@@ -140,22 +141,12 @@ func run(o options) error {
 	defer stopIngest()
 
 	if part("throughput") {
-		ingestRate, err := ingestThroughput(ctx, ingestURL, o)
-		if err != nil {
+		if err := throughputFigures(ctx, o, "one single-drive MinIO", ingestURL, mc); err != nil {
 			return err
 		}
-		direct, err := directThroughput(ctx, mc, o.agents, recordsPerBatch, o.duration)
-		if err != nil {
+		if err := distributedThroughputFigures(ctx, o, filepath.Join(work, "set")); err != nil {
 			return err
 		}
-		limit, err := directThroughput(ctx, mc, bigWriters, bigObject, o.duration)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("Ingest (one process, one single-drive MinIO, %d agents sending 50-record gzip batches, %s a phase)\n", o.agents, o.duration)
-		fmt.Printf("  through ingest:                               %8.0f records/s\n", ingestRate)
-		fmt.Printf("  (a) same objects directly with minio-go:      %8.0f records/s   ingest/(a) = %.2f\n", direct, ingestRate/direct)
-		fmt.Printf("  (b) storage limit, 2000-record objects x8:    %8.0f records/s   ingest/(b) = %.2f\n\n", limit, ingestRate/limit)
 	}
 	if part("spool") {
 		if err := spoolFigures(work); err != nil {
@@ -209,6 +200,59 @@ func run(o options) error {
 		}
 	}
 	return nil
+}
+
+// throughputFigures measures and prints ingest's throughput over storage mc next to the two references.
+func throughputFigures(ctx context.Context, o options, storage, ingestURL string, mc *minio.Client) error {
+	ingestRate, err := ingestThroughput(ctx, ingestURL, o)
+	if err != nil {
+		return err
+	}
+	direct, err := directThroughput(ctx, mc, o.agents, recordsPerBatch, o.duration)
+	if err != nil {
+		return err
+	}
+	limit, err := directThroughput(ctx, mc, bigWriters, bigObject, o.duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Ingest (one process, %s, %d agents sending 50-record gzip batches, %s a phase)\n", storage, o.agents, o.duration)
+	fmt.Printf("  through ingest:                               %8.0f records/s\n", ingestRate)
+	fmt.Printf("  (a) same objects directly with minio-go:      %8.0f records/s   ingest/(a) = %.2f\n", direct, ingestRate/direct)
+	fmt.Printf("  (b) storage limit, 2000-record objects x8:    %8.0f records/s   ingest/(b) = %.2f\n\n", limit, ingestRate/limit)
+	return nil
+}
+
+// distributedThroughputFigures measures the same over the storage of a tenant with storage.servers 4: one erasure
+// set of four MinIO servers on this machine, each object split over the four drives (two of them parity).
+func distributedThroughputFigures(ctx context.Context, o options, dir string) error {
+	const servers = 4
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	set, err := miniotest.StartSet(miniotest.Options{}, servers, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range set {
+			s.Close()
+		}
+	}()
+	srv := set[0] // ingest reaches the set through one server, as through the tenant's Service
+	mc, err := objectstore.NewClient(objectstore.Endpoint{URL: srv.URL, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+	if err != nil {
+		return err
+	}
+	if _, err := objectstore.EnsureBucket(ctx, mc, bucket, 365); err != nil {
+		return err
+	}
+	ingestURL, stop, err := startIngest(o.supportstack, srv, dir, "--max-records-per-second=0", "--drain-records-per-second=0")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return throughputFigures(ctx, o, fmt.Sprintf("an erasure set of %d MinIO servers", servers), ingestURL, mc)
 }
 
 // startSite starts a MinIO server with its data and log in dir and the bucket set up as the operator does it.

@@ -44,7 +44,12 @@ func startFleetOn(t *testing.T, e *planes.Env, p *planes.Plane, key client.Objec
 	t.Helper()
 	public, err := e.PublicURL(p.Name, key.Namespace, naming.Ingest(key.Name), 80)
 	require.NoError(t, err)
-	token := string(secretData(t, p, key.Namespace, naming.SharedSecret(key.Name))[naming.SecretKeyEnrollmentToken])
+	// A replicated tenant's token is the one both sides hold; another's is in its own credentials.
+	secret := naming.CredentialsSecret(key.Name)
+	if get(t, p, key).Spec.Replication != nil {
+		secret = naming.SharedSecret(key.Name)
+	}
+	token := string(secretData(t, p, key.Namespace, secret)[naming.SecretKeyEnrollmentToken])
 	f := &fleet{agents: make([]agent, n), devices: make([]string, n), questions: map[string][]string{}}
 	for i := range f.agents {
 		f.agents[i] = agent{state: t.TempDir()}

@@ -17,6 +17,16 @@
 //     envFrom, then $(VAR) references are expanded with Kubernetes semantics;
 //   - <svc>.<ns>.svc[.cluster.local][:port] in env values and args becomes the
 //     loopback address and target port of a ready pod behind that Service;
+//   - <pod>.<svc>.<ns>.svc[.cluster.local], the name cluster DNS gives pod
+//     <pod> of a StatefulSet whose serviceName is the headless Service <svc>,
+//     becomes that pod's address (a port after it stays), and the path of a
+//     URL on it under one of the StatefulSet's claim mounts becomes that pod's
+//     claim: every server of a distributed store sees the same list of drives.
+//     A StatefulSet's pod keeps its address while the StatefulSet wants it, as
+//     its name would keep resolving to it;
+//   - KUBERNETES_SERVICE_HOST and _PORT name the API server, as the kubelet
+//     sets them, and ContainerEnv adds what a program needs where one machine
+//     differs from pods of their own (see miniotest.PodEnv);
 //   - a volumeMount's mountPath at the start of an env value or arg becomes a
 //     local directory: StatefulSet volumeClaimTemplates persist under
 //     StateDir/<ns>/<pod>/<volume> across restarts and scale to zero; emptyDir,
@@ -31,6 +41,8 @@
 // Not emulated: init containers (ignored), exec and grpc readiness probes
 // (ready once started), liveness and startup probes, initialDelaySeconds,
 // minReadySeconds, ordered StatefulSet start-up (replicas start together),
-// per-pod DNS names (<pod>.<svc>.<ns>.svc), Service environment variables,
-// resource limits, security contexts and network policies.
+// DNS lookups by the processes themselves (names are rewritten, not
+// resolved), a Service balancing connections over its pods (a name is fixed
+// to one ready pod when a process starts), other Service environment
+// variables, resource limits, security contexts and network policies.
 package localrunner

@@ -2,6 +2,7 @@ package localrunner
 
 import (
 	"fmt"
+	"path/filepath"
 	"syscall"
 )
 
@@ -65,4 +66,9 @@ func (r *Runner) processes(namespace, name string) ([]*process, error) {
 		}
 	}
 	return procs, nil
+}
+
+// ClaimDir is the local folder of a StatefulSet pod's volume claim, where tests look at what the pod stored.
+func (r *Runner) ClaimDir(namespace, pod, claim string) string {
+	return filepath.Join(r.StateDir, namespace, pod, claim)
 }

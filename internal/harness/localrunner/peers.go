@@ -3,6 +3,7 @@ package localrunner
 import (
 	"context"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -34,10 +35,13 @@ func (r *Runner) peerResolvers() ([]string, map[string]PeerResolver) {
 	return suffixes, peers
 }
 
-// rewriteNames replaces the in-cluster Service names in s (through resolve) and the peers' names.
-func (r *Runner) rewriteNames(ctx context.Context, s string, resolve func(serviceRef) (string, error)) (string, error) {
-	s, err := rewriteServices(s, resolve)
+// rewriteNames replaces the per-pod and Service names in s (through n) and the peers' names.
+func (r *Runner) rewriteNames(s string, n names) (string, error) {
+	s, err := rewritePodNames(s, n)
 	if err != nil {
+		return "", err
+	}
+	if s, err = rewriteServices(s, n.service); err != nil {
 		return "", err
 	}
 	suffixes, peers := r.peerResolvers()
@@ -52,11 +56,14 @@ func (r *Runner) rewriteNames(ctx context.Context, s string, resolve func(servic
 	return s, nil
 }
 
-// ResolveURL rewrites the Service names in s, this plane's and its peers', to the addresses of ready pods, as
+// ResolveURL rewrites the Service and per-pod names in s, this plane's and its peers', to the addresses of pods, as
 // the runner does for its pods' args: what a process on this machine must use where a pod would use the name.
 // It fails while a named Service has no ready pod.
 func (r *Runner) ResolveURL(s string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return r.rewriteNames(ctx, s, func(ref serviceRef) (string, error) { return r.resolveService(ctx, ref) })
+	return r.rewriteNames(s, names{
+		service: func(ref serviceRef) (string, error) { return r.resolveService(ctx, ref) },
+		pod:     func(ref podRef) (netip.Addr, error) { return r.resolvePod(ctx, ref) },
+	})
 }

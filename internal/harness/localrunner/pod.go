@@ -16,6 +16,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
+// runs numbers the runs of pods, for their run directories.
+var runs atomic.Int64
+
 // maxGrace caps terminationGracePeriodSeconds: local runs should not wait
 // 30 s for a process that ignores SIGTERM.
 const maxGrace = 10 * time.Second
@@ -28,12 +31,14 @@ type pod struct {
 	ordinal int32
 	hash    string
 	ip      netip.Addr
-	ips     *ipPool
-	labels  map[string]string
-	spec    *corev1.PodSpec
-	dirs    podDirs
-	grace   time.Duration
-	log     logr.Logger
+	// stableIP: the address belongs to the StatefulSet's pod, not to this run of it (see stableAddr).
+	stableIP bool
+	ips      *ipPool
+	labels   map[string]string
+	spec     *corev1.PodSpec
+	dirs     podDirs
+	grace    time.Duration
+	log      logr.Logger
 
 	containers []*podContainer
 	ready      atomic.Bool
@@ -58,28 +63,40 @@ type podContainer struct {
 // command. Nothing runs yet; on error everything taken is given back.
 func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *pod, err error) {
 	name := podName(w.key.Name, ordinal)
-	ip, err := r.ips.allocate()
+	// A StatefulSet's pod keeps its address (see stableAddr); a Deployment's gets a new one each time.
+	stable := w.key.Kind == kindStatefulSet
+	var ip netip.Addr
+	if stable {
+		ip, err = r.stableAddr(w.key, ordinal)
+	} else {
+		ip, err = r.ips.allocate()
+	}
 	if err != nil {
 		return nil, err
 	}
 	spec := w.template.Spec.DeepCopy()
 	p := &pod{
-		owner:   w.key,
-		name:    name,
-		ordinal: ordinal,
-		hash:    w.hash,
-		ip:      ip,
-		ips:     r.ips,
-		labels:  w.template.Labels,
-		spec:    spec,
-		dirs:    newPodDirs(r.StateDir, w.key.Namespace, name, ip.String()),
-		grace:   min(time.Duration(max(ptr.Deref(spec.TerminationGracePeriodSeconds, 30), 0))*time.Second, maxGrace),
-		log:     r.log.WithValues("pod", klog.KRef(w.key.Namespace, name)),
+		owner:    w.key,
+		name:     name,
+		ordinal:  ordinal,
+		hash:     w.hash,
+		ip:       ip,
+		stableIP: stable,
+		ips:      r.ips,
+		labels:   w.template.Labels,
+		spec:     spec,
+		// The run's directory is unique even where the address is not: the pod a template change replaces
+		// removes its own when it stops, after its successor was prepared.
+		dirs:  newPodDirs(r.StateDir, w.key.Namespace, name, fmt.Sprintf("%s-%d", ip, runs.Add(1))),
+		grace: min(time.Duration(max(ptr.Deref(spec.TerminationGracePeriodSeconds, 30), 0))*time.Second, maxGrace),
+		log:   r.log.WithValues("pod", klog.KRef(w.key.Namespace, name)),
 	}
 	defer func() {
 		if err != nil {
 			_ = os.RemoveAll(p.dirs.run)
-			r.ips.release(ip)
+			if !stable {
+				r.ips.release(ip)
+			}
 		}
 	}()
 	if !r.hasPod(w.key, ordinal) {
@@ -108,15 +125,18 @@ func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *p
 	if err != nil {
 		return nil, err
 	}
-	resolve := func(ref serviceRef) (string, error) {
-		svc, self, err := r.selectsPod(ctx, ref, meta)
-		switch {
-		case err != nil:
-			return "", err
-		case self:
-			return ownAddress(svc, ref, ip, spec)
-		}
-		return r.resolveService(ctx, ref)
+	resolve := names{
+		service: func(ref serviceRef) (string, error) {
+			svc, self, err := r.selectsPod(ctx, ref, meta)
+			switch {
+			case err != nil:
+				return "", err
+			case self:
+				return ownAddress(svc, ref, ip, spec)
+			}
+			return r.resolveService(ctx, ref)
+		},
+		pod: func(ref podRef) (netip.Addr, error) { return r.resolvePod(ctx, ref) },
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
@@ -124,7 +144,7 @@ func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *p
 			r.noteOnce("probe/"+w.key.String()+"/"+c.Name, "Readiness probe type not supported, container is ready once started",
 				"workload", w.key.String(), "container", c.Name)
 		}
-		cmd, err := r.containerCommand(ctx, refs, meta, spec, c, volumes, p.dirs, resolve)
+		cmd, err := r.containerCommand(ctx, refs, meta, w, c, volumes, p.dirs, resolve)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", c.Name, err)
 		}
@@ -136,9 +156,10 @@ func (r *Runner) buildPod(ctx context.Context, w *workload, ordinal int32) (_ *p
 // containerCommand turns container c into a local command. The image maps to
 // an executable through Binaries; command[0] is the entrypoint inside the
 // image and is dropped, so the executable gets command[1:] followed by args.
-func (r *Runner) containerCommand(ctx context.Context, refs *refs, meta *podMeta, spec *corev1.PodSpec, c *corev1.Container,
-	volumes map[string]string, dirs podDirs, resolve func(serviceRef) (string, error),
+func (r *Runner) containerCommand(ctx context.Context, refs *refs, meta *podMeta, w *workload, c *corev1.Container,
+	volumes map[string]string, dirs podDirs, resolve names,
 ) (processSpec, error) {
+	spec := &w.template.Spec
 	bin, err := r.Binaries(c.Image)
 	if err != nil {
 		return processSpec{}, fmt.Errorf("map image %s to a binary: %w", c.Image, err)
@@ -154,8 +175,9 @@ func (r *Runner) containerCommand(ctx context.Context, refs *refs, meta *podMeta
 	// Expansion uses the values as written, and each string is rewritten
 	// exactly once afterwards: a local path must never be rewritten again
 	// when the StateDir happens to lie under a mountPath such as /tmp.
+	resolve.podPath = claimPaths(r.StateDir, w.key, dirs.pod, w.claims, mounts)
 	rewrite := func(s string) (string, error) {
-		s, err := r.rewriteNames(ctx, s, resolve)
+		s, err := r.rewriteNames(s, resolve)
 		if err != nil {
 			return "", err
 		}
@@ -177,6 +199,12 @@ func (r *Runner) containerCommand(ctx context.Context, refs *refs, meta *podMeta
 		"HOSTNAME=" + meta.name,
 		"HOME=" + dirs.home(),
 		"TMPDIR=" + dirs.tmp(),
+	}
+	// The kubelet tells every container where the API server is; programs take it as the sign that they run
+	// in Kubernetes.
+	osEnv = append(osEnv, r.apiServerEnv...)
+	if r.ContainerEnv != nil {
+		osEnv = append(osEnv, r.ContainerEnv(c.Image, meta.ip)...)
 	}
 	for _, v := range env.vars {
 		val, err := rewrite(v.Value)
@@ -249,7 +277,9 @@ func (p *pod) stop() {
 	if err := os.RemoveAll(p.dirs.run); err != nil {
 		p.log.Error(err, "Cannot remove the pod's run directory")
 	}
-	p.ips.release(p.ip)
+	if !p.stableIP {
+		p.ips.release(p.ip)
+	}
 }
 
 // probeLoop probes every container each period and publishes the pod's

@@ -71,14 +71,19 @@ func TestContainerCommand(t *testing.T) {
 		Client:   fake.NewClientBuilder().Build(),
 		Binaries: func(image string) (string, error) { return "/opt/bin/" + strings.Split(image, ":")[0], nil },
 		StateDir: "/state",
+		ContainerEnv: func(image string, ip netip.Addr) []string {
+			return []string{"IMAGE=" + image, "OWN=" + ip.String()}
+		},
+		apiServerEnv: []string{"KUBERNETES_SERVICE_HOST=10.0.0.1", "KUBERNETES_SERVICE_PORT=443"},
 	}
 	dirs := newPodDirs("/state", "ns", "web-0", "127.42.0.5")
 	meta := &podMeta{namespace: "ns", name: "web-0", ip: netip.MustParseAddr("127.42.0.5")}
 	c := &corev1.Container{
-		Name:       "main",
-		Image:      "minio:latest",
-		Command:    []string{"/usr/bin/minio", "server"},
-		Args:       []string{"/data", "--address=$(POD_IP):9000", "--peer", "http://$(PEER).ns.svc:9000", "$$(POD_IP)"},
+		Name:    "main",
+		Image:   "minio:latest",
+		Command: []string{"/usr/bin/minio", "server"},
+		Args: []string{"/data", "--address=$(POD_IP):9000", "--peer", "http://$(PEER).ns.svc:9000", "$$(POD_IP)",
+			"http://web-1.web-hl.ns.svc.cluster.local:9000/data/x", "http://web-1.web-hl.ns.svc:9000/other"},
 		WorkingDir: "/data",
 		Env: []corev1.EnvVar{
 			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
@@ -88,18 +93,30 @@ func TestContainerCommand(t *testing.T) {
 		},
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
 	}
-	spec := &corev1.PodSpec{Containers: []corev1.Container{*c}}
-	resolve := func(ref serviceRef) (string, error) {
-		require.Equal(t, serviceRef{Name: "other", Namespace: "ns", Port: 9000}, ref)
-		return "127.42.0.9:9100", nil
+	w := &workload{
+		key:      workloadKey{Kind: kindStatefulSet, Namespace: "ns", Name: "web"},
+		template: &corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{*c}}},
+		claims:   map[string]bool{"data": true},
 	}
-	cmd, err := r.containerCommand(context.Background(), newRefs(r.Client, "ns"), meta, spec, c,
+	resolve := names{
+		service: func(ref serviceRef) (string, error) {
+			require.Equal(t, serviceRef{Name: "other", Namespace: "ns", Port: 9000}, ref)
+			return "127.42.0.9:9100", nil
+		},
+		pod: func(ref podRef) (netip.Addr, error) {
+			require.Equal(t, podRef{Pod: "web-1", Service: "web-hl", Namespace: "ns"}, ref)
+			return netip.MustParseAddr("127.42.0.7"), nil
+		},
+	}
+	cmd, err := r.containerCommand(context.Background(), newRefs(r.Client, "ns"), meta, w, c,
 		map[string]string{"data": "/state/ns/web-0/data"}, dirs, resolve)
 	require.NoError(t, err)
 
 	assert.Equal(t, "/opt/bin/minio", cmd.Path, "the image maps to the binary; command[0] is dropped")
 	assert.Equal(t, []string{
 		"server", "/state/ns/web-0/data", "--address=127.42.0.5:9000", "--peer", "http://127.42.0.9:9100", "$(POD_IP)",
+		// A sibling's URL path under the claim's mount is the sibling's claim; another path is left alone.
+		"http://127.42.0.7:9000/state/ns/web-1/data/x", "http://127.42.0.7:9000/other",
 	}, cmd.Args)
 	assert.Equal(t, "/state/ns/web-0/data", cmd.Dir, "workingDir inside a mount is rewritten")
 	assert.Equal(t, "/state/ns/web-0/main.log", cmd.Log)
@@ -108,6 +125,10 @@ func TestContainerCommand(t *testing.T) {
 		"HOSTNAME=web-0",
 		"HOME=/state/ns/web-0/.run-127.42.0.5/home",
 		"TMPDIR=/state/ns/web-0/.run-127.42.0.5/tmp",
+		"KUBERNETES_SERVICE_HOST=10.0.0.1",
+		"KUBERNETES_SERVICE_PORT=443",
+		"IMAGE=minio:latest",
+		"OWN=127.42.0.5",
 		"POD_IP=127.42.0.5",
 		"PEER=other",
 		"CACHE=/state/ns/web-0/data/cache",

@@ -24,7 +24,19 @@ var serviceHost = hostPattern(`svc(?:\.cluster\.local)?`)
 
 // hostPattern matches <svc>.<ns>.<suffix> with an optional :port.
 func hostPattern(suffix string) *regexp.Regexp {
-	return regexp.MustCompile(`([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\.` + suffix + `(?::([0-9]{1,5}))?`)
+	return regexp.MustCompile(dnsLabel + `\.` + dnsLabel + `\.` + suffix + `(?::([0-9]{1,5}))?`)
+}
+
+// dnsLabel is one label of a name (RFC 1123), captured.
+const dnsLabel = `([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)`
+
+// hostBoundaries reports whether s[start:end] is a whole name: not the tail of a longer name before it, nor
+// the head of one after it.
+func hostBoundaries(s string, start, end int) bool {
+	if start > 0 && isHostByte(s[start-1]) {
+		return false
+	}
+	return end >= len(s) || !(isLabelByte(s[end]) || s[end] == '.' && end+1 < len(s) && isLabelByte(s[end+1]))
 }
 
 // rewriteServices replaces every in-cluster Service name in s by what resolve
@@ -53,10 +65,7 @@ func rewriteHosts(s string, re *regexp.Regexp, resolve func(serviceRef) (string,
 	last := 0
 	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
 		start, end := m[0], m[1]
-		if start > 0 && isHostByte(s[start-1]) {
-			continue
-		}
-		if end < len(s) && (isLabelByte(s[end]) || s[end] == '.' && end+1 < len(s) && isLabelByte(s[end+1])) {
+		if !hostBoundaries(s, start, end) {
 			continue
 		}
 		ref := serviceRef{Name: s[m[2]:m[3]], Namespace: s[m[4]:m[5]]}

@@ -3,6 +3,7 @@ package localrunner
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -109,5 +110,41 @@ func TestRewritePeerServices(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 		})
+	}
+}
+
+func TestRewritePodNames(t *testing.T) {
+	n := names{
+		pod: func(ref podRef) (netip.Addr, error) {
+			return netip.MustParseAddr(map[string]string{"db-0": "127.42.0.1", "db-1": "127.42.0.2"}[ref.Pod]), nil
+		},
+		podPath: func(ref podRef, p string) string { return "/local/" + ref.Pod + p },
+	}
+	for in, want := range map[string]string{
+		"db-0.db.ns.svc":                                    "127.42.0.1",
+		"db-1.db.ns.svc.cluster.local:5432":                 "127.42.0.2:5432",
+		"http://db-0.db.ns.svc.cluster.local:9000/data":     "http://127.42.0.1:9000/local/db-0/data",
+		"http://db-0.db.ns.svc/d,http://db-1.db.ns.svc/d":   "http://127.42.0.1/local/db-0/d,http://127.42.0.2/local/db-1/d",
+		"--peer=db-1.db.ns.svc:7000/not-a-url":              "--peer=127.42.0.2:7000/not-a-url",
+		"db.ns.svc:5432":                                    "db.ns.svc:5432", // a Service's name
+		"x.db-0.db.ns.svc":                                  "x.db-0.db.ns.svc",
+		"db-0.db.ns.svc.example.com":                        "db-0.db.ns.svc.example.com",
+		"http://db-0.db.ns.svc.cluster.local.evil.com/data": "http://db-0.db.ns.svc.cluster.local.evil.com/data",
+	} {
+		got, err := rewritePodNames(in, n)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, in)
+	}
+}
+
+func TestOrdinalOf(t *testing.T) {
+	for pod, want := range map[string]int32{"web-0": 0, "web-12": 12} {
+		got, ok := ordinalOf(pod, "web")
+		assert.True(t, ok, pod)
+		assert.Equal(t, want, got, pod)
+	}
+	for _, pod := range []string{"web", "web-", "web-01", "web-x", "web-x-0", "webs-0", "web--1"} {
+		_, ok := ordinalOf(pod, "web")
+		assert.False(t, ok, pod)
 	}
 }

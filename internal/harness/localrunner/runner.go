@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,6 +54,10 @@ type Runner struct {
 	// RetryInterval is how soon a pod that waits for a Service, Secret or
 	// ConfigMap is tried again. Default 1s.
 	RetryInterval time.Duration
+	// ContainerEnv, when set, adds environment variables to the container of
+	// an image in a pod with address ip: what a program needs where the
+	// emulation differs from a pod of its own (see miniotest.ServerEnv).
+	ContainerEnv func(image string, ip netip.Addr) []string
 
 	// log serves the process and probe goroutines, which outlive the
 	// reconcile that started them and so cannot use its context's logger.
@@ -61,8 +67,13 @@ type Runner struct {
 	noted  sync.Map
 	done   chan struct{} // closed by stopAll
 
-	mu     sync.Mutex
-	pods   map[workloadKey]map[int32]*pod
+	// apiServerEnv is KUBERNETES_SERVICE_HOST and _PORT, as the kubelet sets them.
+	apiServerEnv []string
+
+	mu   sync.Mutex
+	pods map[workloadKey]map[int32]*pod
+	// stable holds the addresses of StatefulSets' pods (see stableAddr).
+	stable map[workloadKey]map[int32]netip.Addr
 	peers  map[string]PeerResolver // by DNS suffix, see AddPeer
 	closed bool
 }
@@ -99,6 +110,10 @@ func (r *Runner) SetupWithManager(mgr ctrl.Manager) error {
 	r.log = mgr.GetLogger().WithName("localrunner")
 	r.ips = defaultIPs
 	r.pods = map[workloadKey]map[int32]*pod{}
+	r.stable = map[workloadKey]map[int32]netip.Addr{}
+	if r.apiServerEnv, err = apiServerEnv(mgr.GetConfig().Host); err != nil {
+		return err
+	}
 	r.done = make(chan struct{})
 	r.events = map[kind]chan event.GenericEvent{}
 
@@ -201,6 +216,9 @@ func (r *Runner) syncPods(ctx context.Context, w *workload) (waiting bool, err e
 	if len(surplus) > 0 {
 		r.stopPods(ctx, "scaled down", surplus...)
 	}
+	if w.key.Kind == kindStatefulSet {
+		r.releaseStable(w.key, w.replicas)
+	}
 	for ord := range w.replicas {
 		old := current[ord]
 		if old != nil && old.hash == w.hash {
@@ -300,11 +318,10 @@ func (r *Runner) stopPods(ctx context.Context, reason string, pods ...*pod) {
 }
 
 func (r *Runner) stopWorkload(ctx context.Context, key workloadKey, reason string) {
-	pods := r.podsOf(key)
-	if len(pods) == 0 {
-		return
+	if pods := r.podsOf(key); len(pods) > 0 {
+		r.stopPods(ctx, reason, mapValues(pods)...)
 	}
-	r.stopPods(ctx, reason, mapValues(pods)...)
+	r.releaseStable(key, 0)
 }
 
 // stopAll stops every pod and refuses new ones; the manager is stopping.
@@ -322,6 +339,35 @@ func (r *Runner) stopAll() {
 	}
 	r.mu.Unlock()
 	r.stopPods(logr.NewContext(context.Background(), r.log), "manager stopped", all...)
+	for key := range r.stableKeys() {
+		r.releaseStable(key, 0)
+	}
+}
+
+func (r *Runner) stableKeys() map[workloadKey]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keys := map[workloadKey]bool{}
+	for k := range r.stable {
+		keys[k] = true
+	}
+	return keys
+}
+
+// apiServerEnv is what the kubelet tells containers about the API server, from the rest config's host.
+func apiServerEnv(host string) ([]string, error) {
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return nil, fmt.Errorf("parse the API server's address %q: %w", host, err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return []string{"KUBERNETES_SERVICE_HOST=" + u.Hostname(), "KUBERNETES_SERVICE_PORT=" + port}, nil
 }
 
 // notify enqueues a workload whose pod readiness changed. The send happens in

@@ -560,3 +560,69 @@ func TestManagerStopKillsEverything(t *testing.T) {
 	}
 	assert.Empty(t, h.runner.Pods())
 }
+
+// TestPerPodNamesThroughHeadlessService: the pods of a StatefulSet name each other <pod>.<svc>.<ns>.svc, as a
+// distributed store lists its servers. Every pod gets the same list, each name the pod's address and, in a URL,
+// a path under the claim's mount that pod's claim; a pod reaches its sibling by name; the addresses stay when a
+// template change replaces the pods.
+func TestPerPodNamesThroughHeadlessService(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	require.NoError(t, h.c.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "peer"}, // the StatefulSet's serviceName
+		Spec: corev1.ServiceSpec{
+			ClusterIP:                corev1.ClusterIPNone,
+			PublishNotReadyAddresses: true, // the servers must find each other before any is ready
+			Selector:                 map[string]string{"app": "peer"},
+			Ports:                    []corev1.ServicePort{{Name: "http", Port: 8080}},
+		},
+	}))
+	name := func(i int) string { return fmt.Sprintf("peer-%d.peer.%s.svc.cluster.local:8080", i, h.ns) }
+	spec := podSpec("--data=/data")
+	spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	spec.Containers[0].Env = append(spec.Containers[0].Env,
+		corev1.EnvVar{Name: "DRIVES", Value: fmt.Sprintf("http://%s/data http://%s/data/x http://%s/elsewhere", name(0), name(1), name(2))},
+		corev1.EnvVar{Name: "FIRST", Value: "http://" + name(0)},
+	)
+	s := h.statefulSet("peer", 3, spec, "data")
+
+	pods := h.readyPods("peer", 3)
+	claim := func(pod string) string { return filepath.Join(h.stateDir, h.ns, pod, "data") }
+	want := fmt.Sprintf("http://%s:8080%s http://%s:8080%s/x http://%s:8080/elsewhere",
+		pods[0].IP, claim("peer-0"), pods[1].IP, claim("peer-1"), pods[2].IP)
+	for _, p := range pods {
+		v, err := get(p.IP+":8080", "/env?name=DRIVES")
+		require.NoError(t, err)
+		assert.Equal(t, want, v, "%s sees every server's address and drive as the others do", p.Name)
+	}
+	v, err := get(pods[2].IP+":8080", "/fetch?env=FIRST&path=/env%3Fname%3DPOD_NAME")
+	require.NoError(t, err)
+	assert.Equal(t, "peer-0", v, "peer-2 reaches peer-0 by its name")
+	resolved, err := h.runner.ResolveURL("http://" + name(1) + "/x")
+	require.NoError(t, err)
+	assert.Equal(t, "http://"+pods[1].IP+":8080/x", resolved, "a process on this machine resolves the name too")
+
+	h.update(s, func() { s.Spec.Template.Annotations = map[string]string{"rev": "2"} })
+	require.Eventually(t, func() bool {
+		for _, p := range pods {
+			if !pidGone(p.PIDs[0]) {
+				return false
+			}
+		}
+		return true
+	}, waitLong, tick, "the template change replaces every pod")
+	again := h.readyPods("peer", 3)
+	for i := range pods {
+		assert.Equal(t, pods[i].IP, again[i].IP, "%s keeps its address, which its siblings were given", pods[i].Name)
+	}
+
+	// Only a headless Service names its pods.
+	require.NoError(t, h.c.Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "plain"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "peer"}, Ports: []corev1.ServicePort{{Port: 8080}}},
+	}))
+	_, err = h.runner.ResolveURL(fmt.Sprintf("http://peer-0.plain.%s.svc:8080", h.ns))
+	assert.ErrorContains(t, err, "not headless")
+	_, err = h.runner.ResolveURL(fmt.Sprintf("http://peer-3.peer.%s.svc:8080", h.ns))
+	assert.ErrorContains(t, err, "no such pod", "peer-3 is beyond the replicas")
+}

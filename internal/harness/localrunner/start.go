@@ -3,6 +3,7 @@ package localrunner
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,6 +32,8 @@ type Options struct {
 	StateDir string
 	// Namespaces limits the runner to these namespaces; empty means all.
 	Namespaces []string
+	// ContainerEnv is Runner.ContainerEnv.
+	ContainerEnv func(image string, ip netip.Addr) []string
 }
 
 // Start runs a Runner in a manager of its own, as a kubelet is a process of its own, until ctx ends. The
@@ -52,7 +55,7 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Runner, <-chan er
 	if err != nil {
 		return nil, nil, fmt.Errorf("create runner manager: %w", err)
 	}
-	r := &Runner{Selector: o.Selector, Binaries: o.Images.Binary, StateDir: o.StateDir}
+	r := &Runner{Selector: o.Selector, Binaries: o.Images.Binary, StateDir: o.StateDir, ContainerEnv: o.ContainerEnv}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, nil, err
 	}

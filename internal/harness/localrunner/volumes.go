@@ -16,7 +16,7 @@ import (
 //
 //	StateDir/<ns>/<pod>/<claim>/         a StatefulSet volumeClaimTemplate: kept across restarts and scale to zero
 //	StateDir/<ns>/<pod>/<container>.log  the container's stdout and stderr, appended
-//	StateDir/<ns>/<pod>/.run-<ip>/       one run of the pod: emptyDirs, Secret and ConfigMap files, HOME,
+//	StateDir/<ns>/<pod>/.run-<ip>-<n>/   one run of the pod: emptyDirs, Secret and ConfigMap files, HOME,
 //	                                     working dir and TMPDIR; removed when the pod stops
 //	StateDir/<ns>/.claims/<claim>/       a pod volume that names a PersistentVolumeClaim
 //

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,8 @@ type Server struct {
 	bin string
 	log *os.File
 	cmd *exec.Cmd
+	// endpoints lists the drives of the erasure set the server is part of (StartSet); empty for a lone server.
+	endpoints []string
 }
 
 // Options of a server; zero values pick random credentials and a temporary folder.
@@ -58,6 +61,67 @@ func Start(t testing.TB, o Options) *Server {
 // StartServer starts a MinIO server outside a test (benchmarks, the demo); logDir receives its log. Close
 // stops it.
 func StartServer(o Options, logDir string) (*Server, error) {
+	s, err := newServer(o, logDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Restart(); err != nil {
+		s.log.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, s.log.Name())
+	}
+	return s, nil
+}
+
+// StartSet starts n MinIO servers as one erasure set with one drive each, as a tenant with storage.servers n
+// runs, outside a test; logDir receives their logs and drives (o.DataDir is ignored). Each listens on a
+// 127.0.0.1 port of its own, by which MinIO tells its own drive from the others'. Every server serves the
+// whole set; Close each to stop it.
+func StartSet(o Options, n int, logDir string) ([]*Server, error) {
+	if o.AccessKey == "" {
+		o.AccessKey, o.SecretKey = "test"+randomHex(4), randomHex(16)
+	}
+	set := make([]*Server, n)
+	var endpoints []string
+	closeAll := func() {
+		for _, s := range set {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}
+	for i := range set {
+		o.DataDir = filepath.Join(logDir, fmt.Sprintf("minio-drive-%d", i))
+		if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("create drive folder: %w", err)
+		}
+		s, err := newServer(o, logDir)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		set[i] = s
+		endpoints = append(endpoints, s.URL+s.DataDir)
+	}
+	// The servers wait for each other: all start before any is waited for.
+	for _, s := range set {
+		s.endpoints = endpoints
+		if err := s.start(); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	for _, s := range set {
+		if err := s.waitReady(); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%w (log: %s)", err, s.log.Name())
+		}
+	}
+	return set, nil
+}
+
+// newServer prepares a server: its address, credentials, data folder and log. Nothing runs yet.
+func newServer(o Options, logDir string) (*Server, error) {
 	bin, err := localbin.MinIO()
 	if err != nil {
 		return nil, err
@@ -78,13 +142,8 @@ func StartServer(o Options, logDir string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
-	s := &Server{URL: "http://" + addr, Addr: addr, AccessKey: o.AccessKey, SecretKey: o.SecretKey,
-		DataDir: o.DataDir, bin: bin, log: log}
-	if err := s.Restart(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("%w (log: %s)", err, log.Name())
-	}
-	return s, nil
+	return &Server{URL: "http://" + addr, Addr: addr, AccessKey: o.AccessKey, SecretKey: o.SecretKey,
+		DataDir: o.DataDir, bin: bin, log: log}, nil
 }
 
 // Close stops the server for good.
@@ -119,19 +178,32 @@ func (s *Server) Restart() error {
 	if s.cmd != nil {
 		return nil
 	}
-	cmd := exec.Command(s.bin, "server", s.DataDir, "--address", s.Addr, "--console-address", "127.0.0.1:0", "--quiet")
-	cmd.Env = append(os.Environ(),
-		"MINIO_ROOT_USER="+s.AccessKey,
-		"MINIO_ROOT_PASSWORD="+s.SecretKey,
-		"MINIO_BROWSER=off",
-		"MINIO_UPDATE=off",
-	)
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.waitReady()
+}
+
+func (s *Server) start() error {
+	args := []string{"server", s.DataDir}
+	env := []string{"MINIO_ROOT_USER=" + s.AccessKey, "MINIO_ROOT_PASSWORD=" + s.SecretKey, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+	if len(s.endpoints) > 0 {
+		args = append([]string{"server"}, s.endpoints...)
+		env = append(env, setEnv(s.Addr)...)
+	}
+	cmd := exec.Command(s.bin, append(args, "--address", s.Addr, "--console-address", "127.0.0.1:0", "--quiet")...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("run %s: %w", s.bin, err)
 	}
 	s.cmd = cmd
+	return nil
+}
+
+// waitReady waits until the started server answers as a client and the operator will see it.
+func (s *Server) waitReady() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Ready means what a client and the operator will see: MinIO answers an authenticated S3 request (its

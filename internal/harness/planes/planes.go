@@ -29,6 +29,7 @@ import (
 	"github.com/supportstack/supportstack/internal/harness/localbin"
 	"github.com/supportstack/supportstack/internal/harness/localcluster"
 	"github.com/supportstack/supportstack/internal/harness/localrunner"
+	"github.com/supportstack/supportstack/internal/harness/miniotest"
 	"github.com/supportstack/supportstack/internal/naming"
 	"github.com/supportstack/supportstack/internal/objectstore"
 )
@@ -200,8 +201,9 @@ func startPlane(root string, o Options, name string) (*Plane, error) {
 	runner, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
 		Scheme:   controllers.Scheme(),
 		Selector: naming.ManagedSelector(),
-		Images:   localrunner.Images{MinIOImage: o.MinIOBin, SupportstackImage: o.SupportstackBin},
-		StateDir: filepath.Join(dir, "pods"),
+		Images:       localrunner.Images{MinIOImage: o.MinIOBin, SupportstackImage: o.SupportstackBin},
+		StateDir:     filepath.Join(dir, "pods"),
+		ContainerEnv: miniotest.PodEnv(MinIOImage),
 	})
 	if err != nil {
 		cancel()
