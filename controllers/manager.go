@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -85,6 +87,31 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
+// keepOwnManagedFields drops from a cached object the managedFields entries of every field manager but the
+// operator's own: the operator reads only its own (to compare what it applied, and which status parts it holds),
+// and the others — kube-controller-manager's status updates, the autoscaler's, kubectl's — are most of an
+// object's managedFields and, over thousands of tenants, a large part of the cache.
+func keepOwnManagedFields(in any) (any, error) {
+	obj, err := apimeta.Accessor(in)
+	if err != nil {
+		return in, nil // not an object (a tombstone): nothing to trim
+	}
+	entries := obj.GetManagedFields()
+	own := entries[:0:0]
+	for _, e := range entries {
+		if strings.HasPrefix(e.Manager, naming.FieldManagerPrefix) {
+			own = append(own, e)
+		}
+	}
+	if len(own) == 0 {
+		own = nil
+	}
+	if len(own) < len(entries) {
+		obj.SetManagedFields(own)
+	}
+	return in, nil
+}
+
 // LeaderElectionID names the operator's leader-election Lease.
 const LeaderElectionID = "supportstack-operator.supportstack.io"
 
@@ -105,6 +132,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			&networkingv1.Ingress{}:                  managed,
 			&networkingv1.NetworkPolicy{}:            managed,
 		},
+		DefaultTransform: keepOwnManagedFields,
 	}
 	if len(o.WatchNamespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,6 +82,45 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			func(s *v1alpha1.SupportTenant) { s.Spec.DisplayName = "" },
 			[]string{"spec.displayName"},
 		},
+		"control character in the display name": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.DisplayName = "Acme\nIT" },
+			[]string{"spec.displayName", "must not contain control characters"},
+		},
+		"text-direction override in the display name": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.DisplayName = "Acme \u202egnp.exe" },
+			[]string{"spec.displayName", "text-direction overrides"},
+		},
+		"display name over 128 characters": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.DisplayName = strings.Repeat("ä", 129) },
+			[]string{"spec.displayName", "128"},
+		},
+		"another namespace's Secret for TLS": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Dashboard.Host = "acme.example.com"
+				s.Spec.Dashboard.TLSSecretName = "kube-system/wildcard-tls"
+			},
+			[]string{"spec.dashboard.tlsSecretName", "own namespace"},
+		},
+		"another namespace's Secret for the ingest's TLS": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Ingest.Host = "ingest.acme.example.com"
+				s.Spec.Ingest.TLSSecretName = "other-tenant/tls"
+			},
+			[]string{"spec.ingest.tlsSecretName", "own namespace"},
+		},
+		"huge volume": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Size = ptr.To(resource.MustParse("8Ei")) },
+			[]string{"spec.storage.size", "size must be at most 64Ti"},
+		},
+		"requests over limits": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Ingest.Resources = &corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100000")},
+					Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+				}
+			},
+			[]string{"spec.ingest.resources", "requests must not exceed limits"},
+		},
 		"unknown reclaim policy": {
 			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.ReclaimPolicy = "Keep" },
 			[]string{"spec.storage.reclaimPolicy", "Unsupported value"},
@@ -115,6 +155,22 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostileButValidSpecs: what a customer may legitimately write is accepted and kept as written: a display
+// name in any script with emoji, the largest volume, huge but consistent resources.
+func TestHostileButValidSpecs(t *testing.T) {
+	ns := newNamespace(t)
+	tn := newTenant(ns, "unicode")
+	tn.Spec.DisplayName = "Müller & Söhne GmbH — 東京 · دعم 🚀👩‍💻 <script>"
+	tn.Spec.Storage.Size = ptr.To(resource.MustParse("64Ti"))
+	tn.Spec.Storage.Resources = &corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("512Gi")},
+	}
+	require.NoError(t, k8s.Create(context.Background(), tn))
+	got := &v1alpha1.SupportTenant{}
+	require.NoError(t, k8s.Get(context.Background(), client.ObjectKeyFromObject(tn), got))
+	require.Equal(t, tn.Spec.DisplayName, got.Spec.DisplayName)
 }
 
 func TestImmutableStorageFields(t *testing.T) {

@@ -10,9 +10,11 @@ import (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.failover) || has(self.replication)",message="failover needs replication: without a peer there is nothing to fail over to"
 type SupportTenantSpec struct {
-	// DisplayName is the customer's name as the dashboard shows it.
+	// DisplayName is the customer's name as the dashboard shows it: any script, emoji included, but no control
+	// characters and no text-direction overrides (which would make a name read as another in a list).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'[\x00-\x1f\x7f-\x9f\x{202a}-\x{202e}\x{2066}-\x{2069}]')`,message="displayName must not contain control characters or text-direction overrides"
 	DisplayName string `json:"displayName"`
 
 	// Storage configures the tenant's MinIO object storage.
@@ -62,9 +64,10 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.size) || !has(oldSelf.size) || self.size == oldSelf.size",message="size is immutable: volumes cannot be resized by the operator yet"
 // +kubebuilder:validation:XValidation:rule="!has(self.servers) || !has(oldSelf.servers) || self.servers == oldSelf.servers",message="servers is immutable: a MinIO erasure set cannot change its server count"
 type StorageSpec struct {
-	// Size of each MinIO server's volume, at least 1Gi.
+	// Size of each MinIO server's volume, from 1Gi to 64Ti (the largest volume the major clouds offer).
 	// +kubebuilder:default="10Gi"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1Gi')) >= 0",message="size must be at least 1Gi"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('64Ti')) <= 0",message="size must be at most 64Ti"
 	// +optional
 	Size *resource.Quantity `json:"size,omitempty"`
 
@@ -99,6 +102,7 @@ type StorageSpec struct {
 	ReclaimPolicy ReclaimPolicy `json:"reclaimPolicy,omitempty"`
 
 	// Resources of each MinIO container; absent means the operator's defaults.
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.requests) || !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",message="requests must not exceed limits (cpu, memory, ephemeral-storage)"
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 }
@@ -130,6 +134,7 @@ type IngestSpec struct {
 	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
 
 	// Resources of each ingest container; absent means the operator's defaults.
+	// +kubebuilder:validation:XValidation:rule="!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.requests) || !(k in self.limits) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)",message="requests must not exceed limits (cpu, memory, ephemeral-storage)"
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
@@ -145,9 +150,11 @@ type Exposure struct {
 	// +optional
 	Host string `json:"host,omitempty"`
 
-	// TLSSecretName names the Secret with the Ingress's certificate.
+	// TLSSecretName names the Secret with the Ingress's certificate, in the tenant's namespace: a name, never
+	// namespace/name (which some Ingress controllers would follow into another namespace).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,message="tlsSecretName must name a Secret in the tenant's own namespace: a lowercase name, not namespace/name"
 	// +optional
 	TLSSecretName string `json:"tlsSecretName,omitempty"`
 

@@ -40,6 +40,9 @@ const (
 // FieldOwner is the server-side apply field manager of everything the operator writes.
 const FieldOwner = "supportstack-operator"
 
+// FieldManagerPrefix starts the name of every field manager of the operator's (FieldOwner and the status owners).
+const FieldManagerPrefix = "supportstack-"
+
 // StatusOwnerReplication is the field manager of the replication part of a tenant's status, StatusOwnerPeer of
 // a PeerCluster's status.
 const (
