@@ -29,6 +29,9 @@ const (
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonSuspended: spec.suspend is true; the data plane is scaled to zero.
 	ReasonSuspended = "Suspended"
+	// ReasonQuotaExceeded: the tenant's pods or volumes need more than a ResourceQuota of its namespace allows;
+	// the message names the quota, the resource and both amounts.
+	ReasonQuotaExceeded = "QuotaExceeded"
 	// ReasonComponentsNotReady: Ready is false because another condition is.
 	ReasonComponentsNotReady = "ComponentsNotReady"
 	// ReasonInvalidSpec: the spec passed the API server's validation but cannot be carried out.

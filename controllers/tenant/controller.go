@@ -88,6 +88,7 @@ const DefaultMaxConcurrentReconciles = 4
 // +kubebuilder:rbac:groups=supportstack.io,resources=peerclusters,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=resourcequotas,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=statefulsets;deployments,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
@@ -123,12 +124,28 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&networkingv1.Ingress{}).
 		Owns(&networkingv1.NetworkPolicy{}).
+		// A quota decides whether the tenant fits in its namespace.
+		Watches(&corev1.ResourceQuota{}, handler.EnqueueRequestsFromMapFunc(r.tenantsIn)).
 		// A PeerCluster's inbound path is part of its tenants' storage NetworkPolicy.
 		Watches(&v1alpha1.PeerCluster{}, handler.EnqueueRequestsFromMapFunc(peer.TenantsOf(r.Client))).
 		// The site monitor's results: MinIO's health and the bucket set-up.
 		WatchesRawSource(source.Channel(r.Monitor.Events(), &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.maxConcurrentReconciles()}).
 		Complete(r)
+}
+
+// tenantsIn maps an object to the tenants of its namespace.
+func (r *Reconciler) tenantsIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var tenants v1alpha1.SupportTenantList
+	if err := r.List(ctx, &tenants, client.InNamespace(o.GetNamespace())); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot list the tenants of a namespace", "namespace", o.GetNamespace())
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(tenants.Items))
+	for _, t := range tenants.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
+	}
+	return out
 }
 
 func (r *Reconciler) maxConcurrentReconciles() int {
@@ -198,7 +215,7 @@ type step func(ctx context.Context, st *state) (*ctrl.Result, error)
 // converge runs the steps in order until one ends the reconcile. It returns the first failure to write the
 // tenant's objects when no step ended with an error of its own.
 func (r *Reconciler) converge(ctx context.Context, st *state) (*ctrl.Result, error) {
-	for _, s := range []step{r.credentialsStep, r.childrenStep, r.observeStep, r.storageStep} {
+	for _, s := range []step{r.credentialsStep, r.quotaStep, r.childrenStep, r.observeStep, r.storageStep} {
 		if result, err := s(ctx, st); result != nil || err != nil {
 			return result, errors.Join(st.obs.applyErr, err)
 		}

@@ -21,6 +21,7 @@ const (
 	ReasonRecovered          = "Recovered"
 	ReasonNotReady           = "NotReady"
 	ReasonStorageDegraded    = "StorageDegraded"
+	ReasonQuotaExceeded      = "QuotaExceeded"
 
 	ActionApply            = "Apply"
 	ActionReconcile        = "Reconcile"
@@ -40,6 +41,9 @@ func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before v1alpha
 			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonStorageDegraded, ActionObserve, "%s: %s", c.Type, c.Message)
 		case !degraded && c.Status == metav1.ConditionTrue && old.Reason == v1alpha1.ReasonServersUnavailable:
 			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonRecovered, ActionObserve, "%s: every MinIO server is ready", c.Type)
+		}
+		if c.Type == v1alpha1.ConditionReady && c.Reason == v1alpha1.ReasonQuotaExceeded && (old == nil || old.Reason != c.Reason) {
+			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonQuotaExceeded, ActionObserve, "%s", c.Message)
 		}
 		if old != nil && old.Status == c.Status {
 			continue

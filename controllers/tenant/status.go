@@ -53,6 +53,8 @@ type observation struct {
 	suspended  bool
 	// applyErr is the first error from writing the tenant's objects.
 	applyErr error
+	// quotaErr says which of the namespace's ResourceQuotas the tenant cannot fit in.
+	quotaErr error
 
 	storage, ingest, dashboard workload
 
@@ -142,6 +144,8 @@ func readiness(conds []metav1.Condition, o observation) metav1.Condition {
 		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonSuspended, "spec.suspend is true: scaled to zero, data is kept")
 	case o.applyErr != nil:
 		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonApplyFailed, "%v", o.applyErr)
+	case o.quotaErr != nil:
+		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonQuotaExceeded, "%v", o.quotaErr)
 	case len(notReady) > 0:
 		return cond(v1alpha1.ConditionReady, false, v1alpha1.ReasonComponentsNotReady, "not ready: %s", strings.Join(notReady, ", "))
 	}

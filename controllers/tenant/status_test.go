@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -176,4 +179,35 @@ func TestMinIOArgs(t *testing.T) {
 		"http://acme-minio-2.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
 		"http://acme-minio-3.acme-minio-hl.tenant-acme.svc.cluster.local:9000/data",
 		"--address", "$(POD_IP):9000", "--certs-dir", "/tmp/certs"}, c.minioArgs(tn))
+}
+
+func TestQuotaNeeds(t *testing.T) {
+	c := Config{ClusterDomain: "cluster.local"}
+	size := resource.MustParse("100Gi")
+	tn := &v1alpha1.SupportTenant{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-acme", Name: "acme"}}
+	tn.Spec.Storage = v1alpha1.StorageSpec{Servers: 4, Size: &size, StorageClassName: ptr.To("fast")}
+	tn.Spec.Ingest.Replicas, tn.Spec.Dashboard.Replicas = 3, 1
+	need := c.needs(tn)
+	for name, want := range map[corev1.ResourceName]string{
+		corev1.ResourcePods:                                 "8",
+		corev1.ResourcePersistentVolumeClaims:               "4",
+		corev1.ResourceRequestsStorage:                      "400Gi",
+		"fast.storageclass.storage.k8s.io/requests.storage": "400Gi",
+	} {
+		q := need[name]
+		assert.Equal(t, 0, q.Cmp(resource.MustParse(want)), "%s: got %s, want %s", name, q.String(), want)
+	}
+	assert.Equal(t, need[corev1.ResourceRequestsCPU], need[corev1.ResourceCPU], "cpu counts requests")
+
+	quotas := []corev1.ResourceQuota{
+		{ObjectMeta: metav1.ObjectMeta{Name: "storage"}, Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{
+			corev1.ResourceRequestsStorage: resource.MustParse("1Ti"), corev1.ResourcePersistentVolumeClaims: resource.MustParse("3")}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "scoped"}, Spec: corev1.ResourceQuotaSpec{
+			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeBestEffort},
+			Hard:   corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}}},
+	}
+	err := quotaExceeded(need, quotas)
+	require.EqualError(t, err, "ResourceQuota storage allows persistentvolumeclaims 3, the tenant needs 4: "+
+		"lower the tenant's replicas, servers, size or resources, or raise the quota")
+	require.NoError(t, quotaExceeded(need, quotas[1:]), "a scoped quota is left out")
 }

@@ -203,8 +203,8 @@ func startRunner(t *testing.T, ns string) *localrunner.Runner {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
-		Scheme:     controllers.Scheme(),
-		Selector:   naming.ManagedSelector(),
+		Scheme:       controllers.Scheme(),
+		Selector:     naming.ManagedSelector(),
 		Images:       localrunner.Images{minioImage: minioBin, supportstackImage: supportstackBin},
 		StateDir:     t.TempDir(),
 		Namespaces:   []string{ns},

@@ -619,7 +619,7 @@ func TestPerPodNamesThroughHeadlessService(t *testing.T) {
 	// Only a headless Service names its pods.
 	require.NoError(t, h.c.Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "plain"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "peer"}, Ports: []corev1.ServicePort{{Port: 8080}}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "peer"}, Ports: []corev1.ServicePort{{Port: 8080}}},
 	}))
 	_, err = h.runner.ResolveURL(fmt.Sprintf("http://peer-0.plain.%s.svc:8080", h.ns))
 	assert.ErrorContains(t, err, "not headless")

@@ -199,8 +199,8 @@ func startPlane(root string, o Options, name string) (*Plane, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	runner, done, err := localrunner.Start(ctx, cluster.Config, localrunner.Options{
-		Scheme:   controllers.Scheme(),
-		Selector: naming.ManagedSelector(),
+		Scheme:       controllers.Scheme(),
+		Selector:     naming.ManagedSelector(),
 		Images:       localrunner.Images{MinIOImage: o.MinIOBin, SupportstackImage: o.SupportstackBin},
 		StateDir:     filepath.Join(dir, "pods"),
 		ContainerEnv: miniotest.PodEnv(MinIOImage),
