@@ -32,10 +32,15 @@ func TenantsOf(c client.Reader) handler.MapFunc {
 			log.FromContext(ctx).Error(err, "Cannot list the tenants of a PeerCluster", "peerCluster", pc.GetName())
 			return nil
 		}
-		out := make([]reconcile.Request, 0, len(list.Items))
-		for _, t := range list.Items {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
-		}
-		return out
+		return TenantRequests(&list)
 	}
+}
+
+// TenantRequests are reconcile requests for the tenants of a list.
+func TenantRequests(list *v1alpha1.SupportTenantList) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, t := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
+	}
+	return out
 }

@@ -141,11 +141,7 @@ func (r *Reconciler) tenantsIn(ctx context.Context, o client.Object) []reconcile
 		log.FromContext(ctx).Error(err, "Cannot list the tenants of a namespace", "namespace", o.GetNamespace())
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(tenants.Items))
-	for _, t := range tenants.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&t)})
-	}
-	return out
+	return peer.TenantRequests(&tenants)
 }
 
 func (r *Reconciler) maxConcurrentReconciles() int {
