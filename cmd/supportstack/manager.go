@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -76,6 +77,9 @@ func (f *operatorFlags) complete() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
 }
 
+// operatorGCPercent is the manager's GOGC unless the environment sets one.
+const operatorGCPercent = 50
+
 func runManager(ctx context.Context, args []string) error {
 	var f operatorFlags
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
@@ -95,6 +99,12 @@ func runManager(ctx context.Context, args []string) error {
 	}
 	if f.opts.MaxConcurrentReconciles < 1 {
 		return fmt.Errorf("--max-concurrent-reconciles must be at least 1, got %d", f.opts.MaxConcurrentReconciles)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The operator's CPU idles between bursts and its memory is what a platform budgets: half Go's default
+		// heap headroom keeps 1,000 tenants near 210 MB instead of 265-305 MB without slowing their convergence
+		// (make bench BENCH_FLAGS="--only scale"). GOGC overrides it.
+		debug.SetGCPercent(operatorGCPercent)
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

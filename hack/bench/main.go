@@ -76,6 +76,7 @@ type options struct {
 	// The operator at scale (scale.go).
 	scaleTenants int
 	scaleWorkers int
+	scaleGOGC    string
 	only         string
 }
 
@@ -107,6 +108,7 @@ func main() {
 	flag.IntVar(&o.dashRequests, "dashboard-requests", 300, "requests per measured page")
 	flag.IntVar(&o.scaleTenants, "scale-tenants", 1000, "SupportTenants created at once by the scale part")
 	flag.IntVar(&o.scaleWorkers, "scale-workers", 4, "the operator's --max-concurrent-reconciles in the scale part")
+	flag.StringVar(&o.scaleGOGC, "scale-gogc", "", "GOGC of the operator in the scale part (the Go default when empty)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,9 @@ func scaleFigures(ctx context.Context, o options, work string) error {
 	cmd := exec.Command(o.supportstack, "manager", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--pprof-bind-address="+pprofAddr,
 		"--resync-period="+resync.String(), fmt.Sprintf("--max-concurrent-reconciles=%d", o.scaleWorkers))
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig, "POD_NAMESPACE=supportstack-system")
+	if o.scaleGOGC != "" {
+		cmd.Env = append(cmd.Env, "GOGC="+o.scaleGOGC)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -174,6 +178,14 @@ func scaleFigures(ctx context.Context, o options, work string) error {
 		}
 	}
 	fmt.Printf("  API requests per tenant while converging: %.1f (%s; the bench's own create is 1)\n", float64(total)/float64(o.scaleTenants), strings.Join(parts, ", "))
+	var writeKinds []string
+	for key, n := range conv {
+		if verb, resource, ok := strings.Cut(key, " "); ok && verb != "GET" && verb != "LIST" && verb != "WATCH" && resource != "leases" {
+			writeKinds = append(writeKinds, fmt.Sprintf("%s %s %.1f", verb, resource, float64(n)/float64(o.scaleTenants)))
+		}
+	}
+	slices.Sort(writeKinds)
+	fmt.Printf("  writes per tenant by resource:  %s\n", strings.Join(writeKinds, ", "))
 	fmt.Printf("  writes during a steady-state resync (%s + 10 s): %d (must be 0) %s\n\n", resync, writes, strings.Join(writeParts, ", "))
 	return nil
 }
