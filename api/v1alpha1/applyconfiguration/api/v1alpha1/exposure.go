@@ -25,7 +25,8 @@ package v1alpha1
 type ExposureApplyConfiguration struct {
 	// Host is the public host name; when set, an Ingress routes it to the component.
 	Host *string `json:"host,omitempty"`
-	// TLSSecretName names the Secret with the Ingress's certificate.
+	// TLSSecretName names the Secret with the Ingress's certificate, in the tenant's namespace: a name, never
+	// namespace/name (which some Ingress controllers would follow into another namespace).
 	TLSSecretName *string `json:"tlsSecretName,omitempty"`
 	// IngressClassName selects the Ingress controller; absent means the cluster's default.
 	IngressClassName *string `json:"ingressClassName,omitempty"`

@@ -29,7 +29,7 @@ import (
 //
 // StorageSpec configures the tenant's MinIO.
 type StorageSpecApplyConfiguration struct {
-	// Size of each MinIO server's volume, at least 1Gi.
+	// Size of each MinIO server's volume, from 1Gi to 64Ti (the largest volume the major clouds offer).
 	Size *resource.Quantity `json:"size,omitempty"`
 	// StorageClassName of the volumes; absent means the cluster's default class.
 	StorageClassName *string `json:"storageClassName,omitempty"`

@@ -23,7 +23,8 @@ package v1alpha1
 //
 // SupportTenantSpec is what a business customer's support workspace should be.
 type SupportTenantSpecApplyConfiguration struct {
-	// DisplayName is the customer's name as the dashboard shows it.
+	// DisplayName is the customer's name as the dashboard shows it: any script, emoji included, but no control
+	// characters and no text-direction overrides (which would make a name read as another in a list).
 	DisplayName *string `json:"displayName,omitempty"`
 	// Storage configures the tenant's MinIO object storage.
 	Storage *StorageSpecApplyConfiguration `json:"storage,omitempty"`
