@@ -108,6 +108,21 @@ func TestInvalidSpecsAreRejected(t *testing.T) {
 			},
 			[]string{"spec.ingest.tlsSecretName", "own namespace"},
 		},
+		"storage class that is no name": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.StorageClassName = ptr.To("Fast SSD") },
+			[]string{"spec.storage.storageClassName", "must be a StorageClass's name"},
+		},
+		"ingress class that is no name": {
+			func(s *v1alpha1.SupportTenant) {
+				s.Spec.Dashboard.Host = "acme.example.com"
+				s.Spec.Dashboard.IngressClassName = ptr.To("nginx/internal")
+			},
+			[]string{"spec.dashboard.ingressClassName", "must be an IngressClass's name"},
+		},
+		"image with a space": {
+			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Image = "quay.io/minio/minio:latest --debug" },
+			[]string{"spec.storage.image", "without spaces or control characters"},
+		},
 		"huge volume": {
 			func(s *v1alpha1.SupportTenant) { s.Spec.Storage.Size = ptr.To(resource.MustParse("8Ei")) },
 			[]string{"spec.storage.size", "size must be at most 64Ti"},

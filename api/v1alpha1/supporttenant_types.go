@@ -73,6 +73,8 @@ type StorageSpec struct {
 
 	// StorageClassName of the volumes; absent means the cluster's default class.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,message="storageClassName must be a StorageClass's name: lowercase letters, digits, '-' and '.'"
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
 
@@ -93,6 +95,8 @@ type StorageSpec struct {
 
 	// Image overrides the operator's default MinIO image for this tenant.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'[\s\x00-\x1f\x7f]')`,message="image must be an image reference without spaces or control characters"
 	// +optional
 	Image string `json:"image,omitempty"`
 
@@ -160,6 +164,8 @@ type Exposure struct {
 
 	// IngressClassName selects the Ingress controller; absent means the cluster's default.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,message="ingressClassName must be an IngressClass's name: lowercase letters, digits, '-' and '.'"
 	// +optional
 	IngressClassName *string `json:"ingressClassName,omitempty"`
 }
