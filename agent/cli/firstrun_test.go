@@ -1,11 +1,8 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
 	"github.com/supportstack/supportstack/agent/cli"
@@ -21,6 +17,8 @@ import (
 	"github.com/supportstack/supportstack/agent/daemon"
 	"github.com/supportstack/supportstack/agent/enroll"
 	"github.com/supportstack/supportstack/agent/ingesttest"
+	"github.com/supportstack/supportstack/internal/harness/stored"
+	"github.com/supportstack/supportstack/internal/harness/syncbuf"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -59,12 +57,12 @@ func (a *agent) try(args ...string) (int, string) {
 type daemonRun struct {
 	cancel context.CancelFunc
 	done   chan int
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 func (a *agent) startRun() *daemonRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &daemonRun{cancel: cancel, done: make(chan int, 1), logs: &syncBuffer{}}
+	r := &daemonRun{cancel: cancel, done: make(chan int, 1), logs: &syncbuf.Buffer{}}
 	go func() {
 		r.done <- cli.MainContext(ctx, []string{"run", "--config", a.conf, "--state-dir", a.dir}, r.logs, r.logs)
 	}()
@@ -91,25 +89,13 @@ func (r *daemonRun) stop(t *testing.T) (int, string) {
 func storedKinds(t *testing.T, ri *ingesttest.Real, deviceID string) (map[protocol.Kind]int, map[string]string) {
 	t.Helper()
 	kinds, qs := map[protocol.Kind]int{}, map[string]string{}
-	ctx := context.Background()
-	for obj := range ri.Storage.ListObjects(ctx, ingesttest.RealBucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(deviceID), Recursive: true}) {
-		require.NoError(t, obj.Err)
-		o, err := ri.Storage.GetObject(ctx, ingesttest.RealBucket, obj.Key, minio.GetObjectOptions{})
-		require.NoError(t, err)
-		zr, err := gzip.NewReader(o)
-		require.NoError(t, err)
-		sc := bufio.NewScanner(zr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var r protocol.Record
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &r))
-			kinds[r.Kind]++
-			if q, err := protocol.ParseQuestion(r.Data); r.Kind == protocol.KindQuestion && err == nil {
-				qs[q.ID] = q.Text
-			}
+	records, err := stored.Records(context.Background(), ri.Storage, ingesttest.RealBucket, deviceID)
+	require.NoError(t, err)
+	for _, r := range records {
+		kinds[r.Kind]++
+		if q, err := protocol.ParseQuestion(r.Data); r.Kind == protocol.KindQuestion && err == nil {
+			qs[q.ID] = q.Text
 		}
-		require.NoError(t, sc.Err())
-		o.Close()
 	}
 	return kinds, qs
 }

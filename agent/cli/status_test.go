@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -20,27 +19,11 @@ import (
 	"github.com/supportstack/supportstack/agent/daemon"
 	"github.com/supportstack/supportstack/agent/enroll"
 	"github.com/supportstack/supportstack/agent/ingesttest"
+	"github.com/supportstack/supportstack/internal/harness/syncbuf"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
 const token = "cli-test-enrollment-token"
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // agent runs a command of the command line in this process, on dir, away from the machine's config file.
 type agent struct {
@@ -72,7 +55,7 @@ func (a *agent) status() cli.Report {
 }
 
 // startDaemon runs the daemon on the agent's state directory until the test ends; its logs go to the buffer.
-func (a *agent) startDaemon(logs *syncBuffer) {
+func (a *agent) startDaemon(logs *syncbuf.Buffer) {
 	cfg := config.Default()
 	cfg.InboxPollInterval, cfg.StatusInterval, cfg.AnswerInterval = 20*time.Millisecond, 50*time.Millisecond, 100*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,7 +85,7 @@ func TestStatusShowsAnswers(t *testing.T) {
 	st, err := enroll.Load(config.Layout{Root: a.dir}.Enrollment())
 	require.NoError(t, err)
 	qid := strings.Fields(a.run("ask", "Why is my PC so slow since the update yesterday? It takes minutes to open Outlook and Teams."))[0]
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	a.startDaemon(logs)
 	waitFor(t, 20*time.Second, "the question delivered", func() bool {
 		rep := a.status()

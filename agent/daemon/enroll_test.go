@@ -1,12 +1,10 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,33 +14,16 @@ import (
 	"github.com/supportstack/supportstack/agent/config"
 	"github.com/supportstack/supportstack/agent/enroll"
 	"github.com/supportstack/supportstack/agent/ingesttest"
+	"github.com/supportstack/supportstack/internal/harness/syncbuf"
 )
-
-// lockedBuffer is a log sink for a test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // testEnroller is an enroller whose waits are recorded instead of slept; stopAfter ends its context after that
 // many waits.
-func testEnroller(t *testing.T, cfg config.Config, stopAfter int) (*enroller, *[]time.Duration, *lockedBuffer, context.Context) {
+func testEnroller(t *testing.T, cfg config.Config, stopAfter int) (*enroller, *[]time.Duration, *syncbuf.Buffer, context.Context) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	e := newEnroller(cfg, config.Layout{Root: t.TempDir()}, &client.Client{HTTP: client.NewHTTPClient(time.Second, 5*time.Second)}, "test",
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	e.rand = func() float64 { return 0.5 }

@@ -1,8 +1,6 @@
 package sender_test
 
 import (
-	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -19,6 +17,7 @@ import (
 	"github.com/supportstack/supportstack/agent/ingesttest"
 	"github.com/supportstack/supportstack/agent/sender"
 	"github.com/supportstack/supportstack/agent/spool"
+	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/ingest"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
@@ -39,36 +38,11 @@ func (ri *realIngest) device(t *testing.T, id string) ingest.Device {
 	return d
 }
 
-// batchKeys lists the device's stored batch objects.
-func (ri *realIngest) batchKeys(t *testing.T, id string) []string {
-	t.Helper()
-	var out []string
-	for obj := range ri.Storage.ListObjects(context.Background(), ingesttest.RealBucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(id), Recursive: true}) {
-		require.NoError(t, obj.Err)
-		out = append(out, obj.Key)
-	}
-	return out
-}
-
 // storedSeqs reads every stored batch of the device and counts its records by seq.
 func (ri *realIngest) storedSeqs(t *testing.T, id string) map[uint64]int {
 	t.Helper()
-	out := map[uint64]int{}
-	for _, k := range ri.batchKeys(t, id) {
-		obj, err := ri.Storage.GetObject(context.Background(), ingesttest.RealBucket, k, minio.GetObjectOptions{})
-		require.NoError(t, err)
-		zr, err := gzip.NewReader(obj)
-		require.NoError(t, err)
-		sc := bufio.NewScanner(zr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var r protocol.Record
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &r))
-			out[r.Seq]++
-		}
-		require.NoError(t, sc.Err())
-		obj.Close()
-	}
+	out, err := stored.Seqs(context.Background(), ri.Storage, ingesttest.RealBucket, id)
+	require.NoError(t, err)
 	return out
 }
 

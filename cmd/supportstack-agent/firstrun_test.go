@@ -1,15 +1,11 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,18 +47,7 @@ perf_interval = 100ms
 	env := append(os.Environ(), "SUPPORTSTACK_AGENT_CONFIG="+conf, "SUPPORTSTACK_ENROLL_TOKEN=")
 	run := func(args ...string) result {
 		t.Helper()
-		cmd := exec.Command(agentBin, args...)
-		cmd.Env = env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("run agent %v: %v", args, err)
-		}
-		return result{out.String(), errb.String(), code}
+		return agentIn(t, env, args...)
 	}
 
 	early := run("ask", "asked before the agent ever ran")
@@ -70,36 +55,11 @@ perf_interval = 100ms
 		t.Fatalf("ask: %d %s", early.code, early.stderr)
 	}
 
-	daemon := exec.Command(agentBin, "run")
-	daemon.Env = env
-	var logs syncBuffer
-	daemon.Stdout, daemon.Stderr = &logs, &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- daemon.Wait() }()
-	var once sync.Once
-	stop := func() string {
-		once.Do(func() {
-			daemon.Process.Signal(syscall.SIGTERM)
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Errorf("run exited with %v after SIGTERM\n%s", err, logs.String())
-				}
-			case <-time.After(15 * time.Second):
-				daemon.Process.Kill()
-				t.Errorf("run did not stop within 15s of SIGTERM")
-			}
-		})
-		return logs.String()
-	}
-	t.Cleanup(func() { stop() })
+	stop := startAgent(t, env, "run")
 
 	r := run("ask", "--wait", "20s", "Can you install the new printer?")
 	if r.code != 0 || !strings.HasSuffix(strings.TrimSpace(r.stdout), "delivered") {
-		t.Fatalf("ask --wait: exit %d\n%s%s\n%s", r.code, r.stdout, r.stderr, logs.String())
+		t.Fatalf("ask --wait: exit %d\n%s%s\n%s", r.code, r.stdout, r.stderr, stop())
 	}
 	st, err := enroll.Load(filepath.Join(stateDir, "enrollment.json"))
 	if err != nil {

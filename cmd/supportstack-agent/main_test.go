@@ -19,6 +19,7 @@ import (
 	"github.com/supportstack/supportstack/agent/cli"
 	"github.com/supportstack/supportstack/agent/enroll"
 	"github.com/supportstack/supportstack/agent/ingesttest"
+	"github.com/supportstack/supportstack/internal/harness/syncbuf"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -53,8 +54,14 @@ type result struct {
 // agent runs the binary to completion with an isolated environment.
 func agent(t *testing.T, args ...string) result {
 	t.Helper()
+	return agentIn(t, isolatedEnv(t), args...)
+}
+
+// agentIn runs the binary to completion with the environment env.
+func agentIn(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(agentBin, args...)
-	cmd.Env = isolatedEnv(t)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -227,9 +234,16 @@ func runAgent(t *testing.T, dir string, extra ...string) (stop func() string) {
 	t.Helper()
 	args := append([]string{"run", "--state-dir", dir, "--inbox-poll-interval", "50ms", "--status-interval", "50ms",
 		"--perf-interval", "100ms", "--backoff-max", "2s"}, extra...)
+	return startAgent(t, isolatedEnv(t), args...)
+}
+
+// startAgent starts the binary with the environment env and returns a function that stops it with SIGTERM
+// (failing the test unless it exits cleanly within 15 s) and returns its output.
+func startAgent(t *testing.T, env []string, args ...string) (stop func() string) {
+	t.Helper()
 	cmd := exec.Command(agentBin, args...)
-	cmd.Env = isolatedEnv(t)
-	var stderr syncBuffer
+	cmd.Env = env
+	var stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -254,23 +268,6 @@ func runAgent(t *testing.T, dir string, extra ...string) (stop func() string) {
 	}
 	t.Cleanup(func() { stop() })
 	return stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func questionsAt(srv *ingesttest.Server) map[string]string {

@@ -1,5 +1,5 @@
 // Package stored reads what the data plane stored for a device, the way tests count it: every record of every
-// batch object, by seq.
+// batch object.
 package stored
 
 import (
@@ -17,10 +17,23 @@ import (
 )
 
 // Seqs reads every batch object of a device in one copy and counts each seq: a count above one is a record
-// stored twice. Listings and reads are of this copy only (MinIO proxies neither a listing nor, with proxying
-// off, a read).
+// stored twice.
 func Seqs(ctx context.Context, mc *minio.Client, bucket, device string) (map[uint64]int, error) {
+	records, err := Records(ctx, mc, bucket, device)
+	if err != nil {
+		return nil, err
+	}
 	seen := map[uint64]int{}
+	for _, r := range records {
+		seen[r.Seq]++
+	}
+	return seen, nil
+}
+
+// Records reads every record of every batch object of a device in one copy, in the order of the objects' keys.
+// Listings and reads are of this copy only (MinIO proxies neither a listing nor, with proxying off, a read).
+func Records(ctx context.Context, mc *minio.Client, bucket, device string) ([]protocol.Record, error) {
+	var out []protocol.Record
 	for obj := range mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: protocol.RecordsPrefix(device), Recursive: true}) {
 		if obj.Err != nil {
 			return nil, obj.Err
@@ -47,11 +60,11 @@ func Seqs(ctx context.Context, mc *minio.Client, bucket, device string) (map[uin
 			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 				return nil, fmt.Errorf("%s: %w", obj.Key, err)
 			}
-			seen[r.Seq]++
+			out = append(out, r)
 		}
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("%s: %w", obj.Key, err)
 		}
 	}
-	return seen, nil
+	return out, nil
 }
