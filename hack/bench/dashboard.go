@@ -23,6 +23,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/protocol"
 )
 
@@ -179,6 +180,16 @@ func fillFleet(ctx context.Context, mc *minio.Client, devices, withHistory int, 
 		objects++
 		work <- object{key, data}
 	}
+	putBatch := func(device string, recs []protocol.Record) {
+		key, data, err := stored.Batch(device, recs)
+		if err != nil {
+			mu.Lock()
+			firstErr = err
+			mu.Unlock()
+			return
+		}
+		put(key, data)
+	}
 	oses := []string{"windows 11", "windows 10", "ubuntu 24.04", "macos 15"}
 	cpus := []string{"Intel Core i5-1235U", "Intel Core i7-1365U", "AMD Ryzen 5 7530U", "Apple M2"}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -205,7 +216,7 @@ func fillFleet(ctx context.Context, mc *minio.Client, devices, withHistory int, 
 			recs = append(recs, perfRecord(uint64(2+s), last.Add(time.Duration(s-5)*time.Minute)))
 		}
 		records += len(recs)
-		put(protocol.BatchKey(id, recs[0].Time, recs[0].Seq, recs[len(recs)-1].Seq), gzipNDJSON(recs))
+		putBatch(id, recs)
 		if i%5 == 0 {
 			q := protocol.Question{ID: fmt.Sprintf("q-%08d", i), Text: "The VPN disconnects every few minutes since the update"}
 			rec, _ := json.Marshal(protocol.Record{Seq: 7, Kind: protocol.KindQuestion, Time: last, Data: mustJSON(q)})
@@ -222,7 +233,7 @@ func fillFleet(ctx context.Context, mc *minio.Client, devices, withHistory int, 
 				seq++
 			}
 			records += len(recs)
-			put(protocol.BatchKey(id, recs[0].Time, recs[0].Seq, recs[len(recs)-1].Seq), gzipNDJSON(recs))
+			putBatch(id, recs)
 		}
 	}
 	close(work)
@@ -233,24 +244,6 @@ func fillFleet(ctx context.Context, mc *minio.Client, devices, withHistory int, 
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
-}
-
-// gzipNDJSON is a batch object as ingest stores it.
-func gzipNDJSON(recs []protocol.Record) []byte {
-	var buf bytes.Buffer
-	zw := gzipWriters.Get().(interface {
-		Reset(io.Writer)
-		Write([]byte) (int, error)
-		Close() error
-	})
-	defer gzipWriters.Put(zw)
-	zw.Reset(&buf)
-	enc := json.NewEncoder(zw)
-	for _, r := range recs {
-		_ = enc.Encode(r)
-	}
-	_ = zw.Close()
-	return buf.Bytes()
 }
 
 var metricLine = regexp.MustCompile(`(?m)^(supportstack_dashboard_index_\w+) (\S+)$`)

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/supportstack/supportstack/agent/collect"
 	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/ingest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
@@ -281,15 +281,9 @@ func putJSON(t *testing.T, mc *minio.Client, key string, v any) {
 // putBatch stores records as ingest stores a batch: gzip NDJSON at the BatchKey of the first record.
 func putBatch(t *testing.T, mc *minio.Client, deviceID string, recs []protocol.Record) {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	enc := json.NewEncoder(zw)
-	for _, r := range recs {
-		require.NoError(t, enc.Encode(r))
-	}
-	require.NoError(t, zw.Close())
-	key := protocol.BatchKey(deviceID, recs[0].Time, recs[0].Seq, recs[len(recs)-1].Seq)
-	_, err := mc.PutObject(context.Background(), "supportstack", key, &buf, int64(buf.Len()), minio.PutObjectOptions{})
+	key, data, err := stored.Batch(deviceID, recs)
+	require.NoError(t, err)
+	_, err = mc.PutObject(context.Background(), "supportstack", key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
 	require.NoError(t, err)
 }
 

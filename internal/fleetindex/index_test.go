@@ -2,7 +2,6 @@ package fleetindex_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"math"
@@ -19,6 +18,7 @@ import (
 	"github.com/supportstack/supportstack/agent/collect"
 	"github.com/supportstack/supportstack/internal/fleetindex"
 	"github.com/supportstack/supportstack/internal/harness/miniotest"
+	"github.com/supportstack/supportstack/internal/harness/stored"
 	"github.com/supportstack/supportstack/internal/ingest"
 	"github.com/supportstack/supportstack/internal/objectstore"
 	"github.com/supportstack/supportstack/internal/protocol"
@@ -126,14 +126,9 @@ func (b *bucket) putInventory(id string, seq uint64, at time.Time, inv collect.I
 // batch encodes records as ingest stores a batch: gzip NDJSON of protocol.Record, keyed by the first record.
 func batch(t *testing.T, deviceID string, recs []protocol.Record) (string, []byte) {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	enc := json.NewEncoder(zw)
-	for _, r := range recs {
-		require.NoError(t, enc.Encode(r))
-	}
-	require.NoError(t, zw.Close())
-	return protocol.BatchKey(deviceID, recs[0].Time, recs[0].Seq, recs[len(recs)-1].Seq), buf.Bytes()
+	key, data, err := stored.Batch(deviceID, recs)
+	require.NoError(t, err)
+	return key, data
 }
 
 // putQuestion stores a question as ingest does (the record as JSON at its QuestionKey), after prev.

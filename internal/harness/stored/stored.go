@@ -1,5 +1,6 @@
-// Package stored reads what the data plane stored for a device, the way tests count it: every record of every
-// batch object.
+// Package stored reads what the data plane stored for a device, the way tests count it (every record of every
+// batch object), and writes batch objects as ingest lays them out, for tests and benchmarks that fill a bucket
+// without it.
 package stored
 
 import (
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/minio/minio-go/v7"
 
@@ -68,3 +70,28 @@ func Records(ctx context.Context, mc *minio.Client, bucket, device string) ([]pr
 	}
 	return out, nil
 }
+
+// Batch is records as ingest stores a batch: the key (protocol.BatchKey of the first and last record) and the
+// object, gzip NDJSON of protocol.Record.
+func Batch(device string, recs []protocol.Record) (key string, data []byte, err error) {
+	if len(recs) == 0 {
+		return "", nil, fmt.Errorf("a batch of device %s without records", device)
+	}
+	var buf bytes.Buffer
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	enc := json.NewEncoder(zw)
+	for _, r := range recs {
+		if err := enc.Encode(r); err != nil {
+			return "", nil, fmt.Errorf("encode record %d: %w", r.Seq, err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return "", nil, err
+	}
+	return protocol.BatchKey(device, recs[0].Time, recs[0].Seq, recs[len(recs)-1].Seq), buf.Bytes(), nil
+}
+
+// gzipWriters are reused: a benchmark filling a bucket writes tens of thousands of batches.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
