@@ -35,12 +35,15 @@ const (
 func (r *Reconciler) recordTransitions(t *v1alpha1.SupportTenant, before v1alpha1.SupportTenantStatus, after []metav1.Condition) {
 	for _, c := range after {
 		old := meta.FindStatusCondition(before.Conditions, c.Type)
-		switch degraded := c.Status == metav1.ConditionTrue && c.Reason == v1alpha1.ReasonServersUnavailable; {
-		case c.Type != v1alpha1.ConditionStorageReady || old == nil || old.Status != metav1.ConditionTrue:
-		case degraded && old.Reason != v1alpha1.ReasonServersUnavailable:
-			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonStorageDegraded, ActionObserve, "%s: %s", c.Type, c.Message)
-		case !degraded && c.Status == metav1.ConditionTrue && old.Reason == v1alpha1.ReasonServersUnavailable:
-			r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonRecovered, ActionObserve, "%s: every MinIO server is ready", c.Type)
+		if c.Type == v1alpha1.ConditionStorageReady && c.Status == metav1.ConditionTrue && old != nil && old.Status == metav1.ConditionTrue {
+			// Serving throughout: servers of the erasure set went down, or all came back.
+			was, is := old.Reason == v1alpha1.ReasonServersUnavailable, c.Reason == v1alpha1.ReasonServersUnavailable
+			switch {
+			case is && !was:
+				r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonStorageDegraded, ActionObserve, "%s: %s", c.Type, c.Message)
+			case was && !is:
+				r.Recorder.Eventf(t, nil, corev1.EventTypeNormal, ReasonRecovered, ActionObserve, "%s: every MinIO server is ready", c.Type)
+			}
 		}
 		if c.Type == v1alpha1.ConditionReady && c.Reason == v1alpha1.ReasonQuotaExceeded && (old == nil || old.Reason != c.Reason) {
 			r.Recorder.Eventf(t, nil, corev1.EventTypeWarning, ReasonQuotaExceeded, ActionObserve, "%s", c.Message)

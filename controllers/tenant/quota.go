@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -42,13 +43,7 @@ func quotaExceeded(need corev1.ResourceList, quotas []corev1.ResourceQuota) erro
 		if len(q.Spec.Scopes) > 0 || q.Spec.ScopeSelector != nil {
 			continue
 		}
-		for _, name := range slices.Sorted(func(yield func(corev1.ResourceName) bool) {
-			for n := range q.Spec.Hard {
-				if !yield(n) {
-					return
-				}
-			}
-		}) {
+		for _, name := range slices.Sorted(maps.Keys(q.Spec.Hard)) {
 			hard := q.Spec.Hard[name]
 			if n, ok := need[name]; ok && n.Cmp(hard) > 0 {
 				over = append(over, fmt.Sprintf("ResourceQuota %s allows %s %s, the tenant needs %s", q.Name, name, hard.String(), n.String()))

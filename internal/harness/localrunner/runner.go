@@ -56,7 +56,7 @@ type Runner struct {
 	RetryInterval time.Duration
 	// ContainerEnv, when set, adds environment variables to the container of
 	// an image in a pod with address ip: what a program needs where the
-	// emulation differs from a pod of its own (see miniotest.ServerEnv).
+	// emulation differs from a pod of its own (see miniotest.PodEnv).
 	ContainerEnv func(image string, ip netip.Addr) []string
 
 	// log serves the process and probe goroutines, which outlive the
@@ -339,19 +339,14 @@ func (r *Runner) stopAll() {
 	}
 	r.mu.Unlock()
 	r.stopPods(logr.NewContext(context.Background(), r.log), "manager stopped", all...)
-	for key := range r.stableKeys() {
-		r.releaseStable(key, 0)
-	}
-}
-
-func (r *Runner) stableKeys() map[workloadKey]bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	keys := map[workloadKey]bool{}
-	for k := range r.stable {
-		keys[k] = true
+	for _, addrs := range r.stable {
+		for _, ip := range addrs {
+			r.ips.release(ip)
+		}
 	}
-	return keys
+	clear(r.stable)
+	r.mu.Unlock()
 }
 
 // apiServerEnv is what the kubelet tells containers about the API server, from the rest config's host.
